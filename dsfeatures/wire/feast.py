@@ -6,6 +6,7 @@ fields between releases.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from msgspec import Struct
@@ -34,7 +35,7 @@ class FeastResult(Struct):
 
     values: list[Any]
     statuses: list[str]
-    event_timestamps: list[str]
+    event_timestamps: list[datetime]
 
 
 class FeastResponse(Struct):

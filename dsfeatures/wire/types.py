@@ -84,8 +84,8 @@ class GetRow(Struct, omit_defaults=True):
     entity: dict[str, str]
     values: list[Any]
     statuses: list[Status]
-    event_times: list[str | None] | None = None
-    written_at: list[str | None] | None = None
+    event_times: list[datetime | None] | None = None
+    written_at: list[datetime | None] | None = None
 
 
 class GetResponse(Struct, omit_defaults=True):

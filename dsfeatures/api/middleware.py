@@ -1,0 +1,93 @@
+"""Middlewares: request ids, request metrics, and the one place errors become responses."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+import msgspec
+from aiohttp import web
+from prometheus_client import Counter, Histogram
+
+from dsfeatures.errors import DSFError, InvalidRequest, PayloadTooLarge
+from dsfeatures.wire.types import ErrorBody
+
+__all__ = ["REQUEST_ID", "error_middleware", "error_response"]
+
+log = logging.getLogger("dsfeatures.api")
+
+REQUEST_ID: web.AppKey[str] = web.AppKey("request_id_header", str)
+_ENC = msgspec.json.Encoder()
+
+REQUEST_SECONDS = Histogram(
+    "dsf_request_seconds",
+    "HTTP request latency by route",
+    ["route", "method"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+REQUESTS = Counter("dsf_requests_total", "HTTP requests by route and status", ["route", "method", "status"])
+ERRORS = Counter("dsf_errors_total", "Error responses by code", ["code"])
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_response(err: DSFError, request_id: str) -> web.Response:
+    """The JSON response of an error."""
+    ERRORS.labels(err.code).inc()
+    body = _ENC.encode(ErrorBody(code=err.code, message=err.message, request_id=request_id))
+    headers = {"X-Request-Id": request_id}
+    if err.retryable:
+        headers["Retry-After"] = "1"
+    return web.Response(
+        status=err.status, body=body, content_type="application/json", headers=headers
+    )
+
+
+def _route(request: web.Request) -> str:
+    info = request.match_info.route.resource
+    return info.canonical if info is not None else "unmatched"
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give each request an id, time it, and map every error to ``{code, message, request_id}``."""
+    rid = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex[:16]
+    request["request_id"] = rid
+    start = time.perf_counter()
+    status = 500
+    try:
+        resp = await handler(request)
+        status = resp.status
+        resp.headers["X-Request-Id"] = rid
+        return resp
+    except DSFError as e:
+        status = e.status
+        return error_response(e, rid)
+    except web.HTTPRequestEntityTooLarge as e:
+        status = 413
+        return error_response(PayloadTooLarge(f"request body too large: {e.text}"), rid)
+    except web.HTTPException as e:
+        status = e.status
+        if e.status == 404:
+            return error_response(_http_error(404, "NOT_FOUND", f"no route for {request.path}"), rid)
+        if e.status == 405:
+            err = _http_error(405, "METHOD_NOT_ALLOWED", f"{request.method} not allowed on {request.path}")
+            return error_response(err, rid)
+        if e.status < 400:
+            raise
+        return error_response(_http_error(e.status, "HTTP_ERROR", e.reason), rid)
+    except Exception:
+        log.exception("unhandled error request_id=%s path=%s", rid, request.path)
+        return error_response(DSFError("internal error"), rid)
+    finally:
+        route = _route(request)
+        REQUEST_SECONDS.labels(route, request.method).observe(time.perf_counter() - start)
+        REQUESTS.labels(route, request.method, str(status)).inc()
+
+
+def _http_error(status: int, code: str, message: str) -> DSFError:
+    err = InvalidRequest(message, code=code) if status < 500 else DSFError(message, code=code)
+    err.status = status
+    return err

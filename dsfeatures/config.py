@@ -1,0 +1,203 @@
+"""Typed configuration, loaded in one place.
+
+``load_config`` reads an optional TOML file, applies ``DSF_*`` environment
+overrides, then explicit overrides (command-line flags), and returns a frozen
+:class:`Config`. Nothing else in the code reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+from msgspec import Struct, field
+
+from dsfeatures.errors import InvalidRequest
+
+__all__ = [
+    "AuthConfig",
+    "CacheConfig",
+    "Config",
+    "ConfigError",
+    "DynamoDBConfig",
+    "LimitsConfig",
+    "OpenSearchConfig",
+    "ServerConfig",
+    "load_config",
+]
+
+
+class ConfigError(InvalidRequest):
+    """The configuration file or an override is invalid; the message names the setting."""
+
+    code = "INVALID_CONFIG"
+
+
+class ServerConfig(Struct, frozen=True, forbid_unknown_fields=True):
+    """The HTTP server and its processes."""
+
+    host: str = "127.0.0.1"
+    """Address to bind. Default ``127.0.0.1``."""
+    port: int = 8080
+    """TCP port. Default 8080."""
+    workers: int = 1
+    """Worker processes sharing the port (SO_REUSEPORT). Default 1."""
+    shutdown_timeout: float = 10.0
+    """Seconds to let in-flight requests finish on SIGTERM. Default 10."""
+    request_timeout: float = 2.0
+    """Deadline in seconds of one request, passed down to the stores. Default 2."""
+    data_dir: str = ".dsf-data"
+    """Folder of the embedded stores (SQLite file). Default ``.dsf-data``."""
+    registry_refresh_seconds: float = 1.0
+    """How often a worker checks for registry changes made by other workers. Default 1 s."""
+    access_log: bool = False
+    """Log one line per request. Default off (costly on the hot path)."""
+    log_level: str = "INFO"
+    """Python log level name. Default ``INFO``."""
+
+
+class LimitsConfig(Struct, frozen=True, forbid_unknown_fields=True):
+    """Request size limits."""
+
+    max_body_bytes: int = 8 * 1024 * 1024
+    """Largest request body in bytes; larger gets 413. Default 8 MiB."""
+    max_entities: int = 1000
+    """Most entity rows in one BatchGet. Default 1000."""
+    max_features: int = 500
+    """Most feature references in one BatchGet. Default 500."""
+    max_write_rows: int = 5000
+    """Most rows in one write request. Default 5000."""
+    max_delete_keys: int = 10000
+    """Most entities x groups in one delete request. Default 10000."""
+
+
+class CacheConfig(Struct, frozen=True, forbid_unknown_fields=True):
+    """The hot cache in front of the persistent store."""
+
+    type: Literal["memory", "valkey", "none"] = "memory"
+    """``memory`` (in-process LRU), ``valkey`` or ``none``. Default ``memory``."""
+    max_entries: int = 200_000
+    """Rows kept by the in-process LRU. Default 200,000."""
+    valkey_url: str = ""
+    """``redis://host:port/db`` of ValKey; setting it selects ``valkey``."""
+    valkey_cluster: bool = False
+    """Talk to a ValKey cluster. Default off."""
+
+
+class DynamoDBConfig(Struct, frozen=True, forbid_unknown_fields=True):
+    """DynamoDB as the persistent store (selected by setting ``table``)."""
+
+    table: str = ""
+    """Table name; empty means the embedded SQLite store."""
+    endpoint: str = ""
+    """Endpoint URL (for a local DynamoDB-API server); empty means AWS."""
+    region: str = "us-east-1"
+    """AWS region. Default ``us-east-1``."""
+
+
+class OpenSearchConfig(Struct, frozen=True, forbid_unknown_fields=True):
+    """OpenSearch for embedding groups (selected by setting ``url``)."""
+
+    url: str = ""
+    """``http://host:port``; empty means the embedded vector index."""
+
+
+class AuthConfig(Struct, frozen=True, forbid_unknown_fields=True):
+    """API tokens."""
+
+    tokens_file: str = ""
+    """File of API tokens; empty means authentication is off."""
+
+
+class Config(Struct, frozen=True, forbid_unknown_fields=True):
+    """The whole daemon configuration."""
+
+    server: ServerConfig = field(default_factory=ServerConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    dynamodb: DynamoDBConfig = field(default_factory=DynamoDBConfig)
+    opensearch: OpenSearchConfig = field(default_factory=OpenSearchConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+
+    @property
+    def data_path(self) -> Path:
+        """The embedded stores' folder as a path."""
+        return Path(self.server.data_dir)
+
+
+#: ``DSF_*`` variable -> (section, key, parser).
+_ENV: dict[str, tuple[str, str, Any]] = {
+    "DSF_HOST": ("server", "host", str),
+    "DSF_PORT": ("server", "port", int),
+    "DSF_WORKERS": ("server", "workers", int),
+    "DSF_DATA_DIR": ("server", "data_dir", str),
+    "DSF_REQUEST_TIMEOUT": ("server", "request_timeout", float),
+    "DSF_LOG_LEVEL": ("server", "log_level", str),
+    "DSF_MAX_BODY_BYTES": ("limits", "max_body_bytes", int),
+    "DSF_CACHE": ("cache", "type", str),
+    "DSF_VALKEY_URL": ("cache", "valkey_url", str),
+    "DSF_VALKEY_CLUSTER": ("cache", "valkey_cluster", lambda v: v.lower() in ("1", "true", "yes")),
+    "DSF_DYNAMODB_ENDPOINT": ("dynamodb", "endpoint", str),
+    "DSF_DYNAMODB_TABLE": ("dynamodb", "table", str),
+    "DSF_AWS_REGION": ("dynamodb", "region", str),
+    "DSF_OPENSEARCH_URL": ("opensearch", "url", str),
+    "DSF_AUTH_TOKENS_FILE": ("auth", "tokens_file", str),
+}
+
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Config:
+    """Load the configuration.
+
+    Args:
+        path: a TOML file with the sections of :class:`Config`, or None.
+        env: the environment to read ``DSF_*`` from (default ``os.environ``).
+        overrides: ``{section: {key: value}}`` applied last (command-line flags).
+
+    Returns:
+        The frozen configuration.
+
+    Raises:
+        ConfigError: unreadable file, unknown setting or a value of the wrong type.
+    """
+    raw: dict[str, dict[str, Any]] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                loaded = tomllib.load(f)
+        except (OSError, tomllib.TOMLDecodeError) as e:
+            raise ConfigError(f"config file {path}: {e}") from None
+        for section, values in loaded.items():
+            if not isinstance(values, dict):
+                raise ConfigError(f"config file {path}: {section!r} must be a table")
+            raw[section] = dict(values)
+    environ = os.environ if env is None else env
+    for var, (section, key, parse) in _ENV.items():
+        if var in environ and environ[var] != "":
+            try:
+                raw.setdefault(section, {})[key] = parse(environ[var])
+            except ValueError:
+                raise ConfigError(f"{var}: invalid value {environ[var]!r}") from None
+    for section, values in (overrides or {}).items():
+        for key, value in values.items():
+            if value is not None:
+                raw.setdefault(section, {})[key] = value
+    if raw.get("cache", {}).get("valkey_url") and "type" not in raw.get("cache", {}):
+        raw["cache"]["type"] = "valkey"
+    try:
+        cfg = msgspec.convert(raw, Config)
+    except msgspec.ValidationError as e:
+        raise ConfigError(f"configuration: {e}") from None
+    if not 1 <= cfg.server.workers <= 64:
+        raise ConfigError("server.workers: must be between 1 and 64")
+    if not 0 <= cfg.server.port <= 65535:
+        raise ConfigError("server.port: must be between 0 and 65535")
+    return cfg

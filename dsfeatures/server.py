@@ -1,0 +1,149 @@
+"""Process model: uvloop workers sharing one port (SO_REUSEPORT), graceful shutdown, respawn.
+
+With one worker the server runs in this process. With several, this process
+is a small supervisor: it spawns the workers, forwards SIGTERM/SIGINT to them
+(each drains its in-flight requests), and restarts a worker that dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import socket
+import sys
+import tempfile
+import time
+from typing import Any
+
+from aiohttp import web
+
+from dsfeatures.api.app import create_app
+from dsfeatures.config import Config
+
+__all__ = ["bind_socket", "serve"]
+
+log = logging.getLogger("dsfeatures.server")
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket with SO_REUSEPORT, so several processes can share the port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
+
+
+async def _run_worker(config: Config, port: int, workers: int) -> None:
+    app = create_app(config, workers=workers)
+    runner = web.AppRunner(
+        app,
+        shutdown_timeout=config.server.shutdown_timeout,
+        access_log=logging.getLogger("dsfeatures.access") if config.server.access_log else None,
+        handle_signals=False,
+    )
+    await runner.setup()
+    sock = bind_socket(config.server.host, port)
+    site = web.SockSite(runner, sock, shutdown_timeout=config.server.shutdown_timeout)
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("worker %d listening on http://%s:%d", os.getpid(), config.server.host, port)
+    try:
+        await stop.wait()
+    finally:
+        log.info("worker %d draining", os.getpid())
+        await runner.cleanup()
+        sock.close()
+
+
+def _worker_main(config: Config, port: int, workers: int) -> None:
+    _setup_logging(config)
+    loop = _new_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(_run_worker(config, port, workers))
+    finally:
+        loop.close()
+
+
+def _setup_logging(config: Config) -> None:
+    logging.basicConfig(
+        level=config.server.log_level.upper(),
+        format='{"t":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}',
+        stream=sys.stderr,
+    )
+
+
+def serve(config: Config) -> None:
+    """Run the daemon until SIGTERM or SIGINT.
+
+    Args:
+        config: the configuration (``server.workers`` processes on ``server.port``).
+    """
+    _setup_logging(config)
+    workers = config.server.workers
+    holder = bind_socket(config.server.host, config.server.port)
+    port = holder.getsockname()[1]  # resolves port 0 once for every worker
+    print(f"dsfeatures listening on http://{config.server.host}:{port}", flush=True)
+    if workers == 1:
+        holder.close()
+        _worker_main(config, port, 1)
+        return
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="dsf-metrics-"))
+    ctx = multiprocessing.get_context("spawn")
+    procs: dict[int, Any] = {}
+
+    def start(slot: int) -> None:
+        p = ctx.Process(target=_worker_main, args=(config, port, workers), name=f"dsf-worker-{slot}")
+        p.start()
+        procs[slot] = p
+
+    for i in range(workers):
+        start(i)
+    holder.close()
+    stopping = False
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for p in procs.values():
+            if p.is_alive() and p.pid:
+                os.kill(p.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    last_restart: dict[int, float] = {}
+    while True:
+        sentinels = {p.sentinel: slot for slot, p in procs.items()}
+        ready = multiprocessing.connection.wait(list(sentinels), timeout=1.0)
+        for s in ready:
+            slot = sentinels[s]  # type: ignore[index]
+            procs[slot].join()
+            if stopping:
+                continue
+            log.warning("worker %d exited with %s; restarting", slot, procs[slot].exitcode)
+            if time.monotonic() - last_restart.get(slot, 0.0) < 1.0:
+                time.sleep(1.0)
+            last_restart[slot] = time.monotonic()
+            start(slot)
+        if stopping and all(not p.is_alive() for p in procs.values()):
+            break

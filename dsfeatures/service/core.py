@@ -1,0 +1,211 @@
+"""The service facade: one object the API layer calls, one method per operation."""
+
+from __future__ import annotations
+
+import logging
+
+from dsfeatures.config import Config
+from dsfeatures.errors import UnknownFeature
+from dsfeatures.registry.models import (
+    FeatureGroup,
+    GroupSummary,
+    GroupVersions,
+    RegisteredGroup,
+    RegisterResponse,
+)
+from dsfeatures.service.feast import feast_get
+from dsfeatures.service.fetch import Fetcher
+from dsfeatures.service.registry import RegistryService
+from dsfeatures.service.search import Searcher
+from dsfeatures.service.write import Writer, entity_hash
+from dsfeatures.stores.factory import Stores, open_stores
+from dsfeatures.stores.protocols import ErasureAudit
+from dsfeatures.wire.feast import FeastRequest, FeastResponse
+from dsfeatures.wire.types import (
+    DeleteRequest,
+    DeleteResponse,
+    EraseResponse,
+    GetRequest,
+    GetResponse,
+    SearchRequest,
+    SearchResponse,
+    WriteRequest,
+    WriteResponse,
+)
+
+__all__ = ["Service"]
+
+log = logging.getLogger(__name__)
+
+
+class Service:
+    """Everything the daemon does, independent of HTTP.
+
+    Build it with :meth:`open`; release it with :meth:`close`.
+    """
+
+    def __init__(self, config: Config, stores: Stores) -> None:
+        self.config = config
+        self.stores = stores
+        timeout = config.server.request_timeout
+        limits = config.limits
+        self.registry = RegistryService(stores.registry, stores.vectors)
+        self.fetcher = Fetcher(
+            stores.rows,
+            stores.vectors,
+            stores.cache,
+            timeout=timeout,
+            max_entities=limits.max_entities,
+            max_features=limits.max_features,
+        )
+        self.writer = Writer(
+            stores.rows,
+            stores.vectors,
+            stores.cache,
+            stores.audit,
+            timeout=timeout,
+            max_rows=limits.max_write_rows,
+            max_delete_keys=limits.max_delete_keys,
+        )
+        self.searcher = Searcher(stores.vectors, timeout=timeout)
+
+    @classmethod
+    async def open(cls, config: Config, *, workers: int = 1) -> Service:
+        """Open the stores named by ``config`` and load the registry."""
+        stores = await open_stores(config, workers=workers)
+        try:
+            svc = cls(config, stores)
+            await svc.registry.load()
+        except BaseException:
+            await stores.close()
+            raise
+        return svc
+
+    async def close(self) -> None:
+        """Close every store."""
+        await self.stores.close()
+
+    # --- data plane -------------------------------------------------------------------
+
+    async def get(self, req: GetRequest) -> GetResponse:
+        """BatchGet (see :class:`~dsfeatures.service.fetch.Fetcher`)."""
+        try:
+            return await self.fetcher.get(self.registry.catalog, req)
+        except UnknownFeature:
+            if not await self.registry.refresh():
+                raise
+            return await self.fetcher.get(self.registry.catalog, req)
+
+    async def get_entity(
+        self, entity_type: str, entity_id: str, features: list[str] | None, include_metadata: bool
+    ) -> GetResponse:
+        """Single get; without ``features``, every feature of the newest active versions."""
+        if not features:
+            catalog = self.registry.catalog
+            features = []
+            for name in catalog.names():
+                cg = catalog.latest_active(name)
+                if cg is not None and cg.entity_type == entity_type:
+                    features.extend(f"{cg.name}@{cg.version}:{f}" for f in cg.features)
+            if not features:
+                raise UnknownFeature(f"entity_type: no active feature group for {entity_type!r}")
+        req = GetRequest(
+            entities={entity_type: [entity_id]},
+            features=features,
+            include_metadata=include_metadata,
+        )
+        return await self.get(req)
+
+    async def write(self, req: WriteRequest, *, writer: str = "") -> WriteResponse:
+        """Write rows through the one write path."""
+        name = req.writer or writer or "anonymous"
+        try:
+            return await self.writer.write(self.registry.catalog, req, name)
+        except UnknownFeature:
+            if not await self.registry.refresh():
+                raise
+            return await self.writer.write(self.registry.catalog, req, name)
+
+    async def delete(self, req: DeleteRequest) -> DeleteResponse:
+        """Delete rows of some groups for some entities."""
+        await self.registry.refresh()
+        return DeleteResponse(await self.writer.delete(self.registry.catalog, req))
+
+    async def erase(
+        self, entity_type: str, entity_id: str, *, request_id: str = "", actor: str = ""
+    ) -> EraseResponse:
+        """GDPR erasure of one entity everywhere."""
+        await self.registry.refresh()
+        n = await self.writer.erase(
+            self.registry.catalog, entity_type, entity_id, request_id=request_id, actor=actor
+        )
+        return EraseResponse(entity_type=entity_type, entity_id=entity_id, deleted=n)
+
+    async def erasures(self, entity_type: str, entity_id: str) -> list[ErasureAudit]:
+        """Audit records of erasures of one entity."""
+        return await self.stores.audit.erasures(entity_type, entity_hash(entity_type, entity_id))
+
+    async def search(self, req: SearchRequest) -> SearchResponse:
+        """kNN search within an embedding group."""
+        try:
+            return await self.searcher.search(self.registry.catalog, req)
+        except UnknownFeature:
+            if not await self.registry.refresh():
+                raise
+            return await self.searcher.search(self.registry.catalog, req)
+
+    async def feast_get(self, req: FeastRequest) -> FeastResponse:
+        """The Feast-compatible read."""
+        try:
+            return await feast_get(self.registry.catalog, self.fetcher, req)
+        except UnknownFeature:
+            if not await self.registry.refresh():
+                raise
+            return await feast_get(self.registry.catalog, self.fetcher, req)
+
+    # --- registry ---------------------------------------------------------------------
+
+    async def register(self, group: FeatureGroup) -> tuple[RegisterResponse, bool]:
+        """Register a group version (the versioning rule applies)."""
+        return await self.registry.register(group)
+
+    async def retire(self, name: str, version: int) -> RegisteredGroup:
+        """Retire a group version."""
+        return await self.registry.retire(name, version)
+
+    async def group_versions(self, name: str) -> GroupVersions:
+        """Every version of a group."""
+        await self.registry.refresh()
+        return self.registry.versions(name)
+
+    async def group_version(self, name: str, version: int) -> RegisteredGroup:
+        """One version of a group."""
+        await self.registry.refresh()
+        return self.registry.version(name, version)
+
+    async def list_groups(
+        self,
+        q: str | None = None,
+        entity_type: str | None = None,
+        owner: str | None = None,
+        tag: str | None = None,
+    ) -> list[GroupSummary]:
+        """Search the registry."""
+        await self.registry.refresh()
+        return self.registry.summaries(q, entity_type, owner, tag)
+
+    # --- health -----------------------------------------------------------------------
+
+    async def readiness(self) -> dict[str, str]:
+        """Each backend's state: ``ok`` or the error."""
+        out: dict[str, str] = {}
+        checks = {"rows": self.stores.rows.ping(), "vectors": self.stores.vectors.ping()}
+        if self.stores.cache is not None:
+            checks["cache"] = self.stores.cache.ping()
+        for name, aw in checks.items():
+            try:
+                await aw
+                out[name] = "ok"
+            except Exception as e:
+                out[name] = f"error: {e}"
+        return out

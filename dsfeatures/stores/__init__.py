@@ -1,0 +1,55 @@
+"""Stores behind small async protocols: embedded (SQLite, in-process LRU, numpy index) by default."""
+
+from dsfeatures.stores.factory import Stores, open_stores
+from dsfeatures.stores.memory_cache import MemoryCache
+from dsfeatures.stores.ordering import WriteOp, WriteOutcome, decide
+from dsfeatures.stores.protocols import (
+    ABSENT,
+    MISS,
+    UNAVAILABLE,
+    AuditLog,
+    CacheLookup,
+    ErasureAudit,
+    RegistryStore,
+    RowCache,
+    RowStore,
+    StoreResult,
+    VectorStore,
+)
+from dsfeatures.stores.record import Record, RowKey, decode_record, encode_record
+from dsfeatures.stores.sqlite import (
+    SqliteAuditLog,
+    SqliteDatabase,
+    SqliteRegistryStore,
+    SqliteRowStore,
+)
+from dsfeatures.stores.vector_index import EmbeddedVectorStore
+
+__all__ = [
+    "ABSENT",
+    "MISS",
+    "UNAVAILABLE",
+    "AuditLog",
+    "CacheLookup",
+    "EmbeddedVectorStore",
+    "ErasureAudit",
+    "MemoryCache",
+    "Record",
+    "RegistryStore",
+    "RowCache",
+    "RowKey",
+    "RowStore",
+    "SqliteAuditLog",
+    "SqliteDatabase",
+    "SqliteRegistryStore",
+    "SqliteRowStore",
+    "Stores",
+    "StoreResult",
+    "VectorStore",
+    "WriteOp",
+    "WriteOutcome",
+    "decide",
+    "decode_record",
+    "encode_record",
+    "open_stores",
+]

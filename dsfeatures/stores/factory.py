@@ -1,0 +1,103 @@
+"""Build the stores named by the configuration: a literal mapping, no import-by-string."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from dsfeatures.config import Config, ConfigError
+from dsfeatures.stores.memory_cache import MemoryCache
+from dsfeatures.stores.protocols import AuditLog, RegistryStore, RowCache, RowStore, VectorStore
+from dsfeatures.stores.sqlite import (
+    SqliteAuditLog,
+    SqliteDatabase,
+    SqliteRegistryStore,
+    SqliteRowStore,
+)
+from dsfeatures.stores.vector_index import EmbeddedVectorStore
+
+__all__ = ["Stores", "open_stores"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Stores:
+    """Every store the service uses, opened; :meth:`close` releases them in reverse order."""
+
+    rows: RowStore
+    vectors: VectorStore
+    registry: RegistryStore
+    audit: AuditLog
+    cache: RowCache | None
+    backend_names: dict[str, str]
+    _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def close(self) -> None:
+        """Close every store, newest first."""
+        for close in reversed(self._closers):
+            await close()
+        self._closers.clear()
+
+
+def _memory_cache(config: Config, workers: int) -> RowCache | None:
+    if workers > 1:
+        # Each worker would hold its own copy and miss the others' writes.
+        log.warning("in-process cache disabled: %d workers share the embedded store", workers)
+        return None
+    return MemoryCache(config.cache.max_entries)
+
+
+def _no_cache(config: Config, workers: int) -> RowCache | None:
+    return None
+
+
+def _valkey_cache(config: Config, workers: int) -> RowCache | None:
+    raise ConfigError("cache.type: the ValKey cache is not available in this version")
+
+
+_CACHES: dict[str, Callable[[Config, int], RowCache | None]] = {
+    "memory": _memory_cache,
+    "none": _no_cache,
+    "valkey": _valkey_cache,
+}
+
+
+async def open_stores(config: Config, *, workers: int = 1) -> Stores:
+    """Open the stores for ``config``.
+
+    Args:
+        config: the daemon configuration.
+        workers: how many worker processes share the stores.
+
+    Raises:
+        ConfigError: a backend is named that this version cannot run.
+    """
+    if config.dynamodb.table:
+        raise ConfigError("dynamodb.table: the DynamoDB store is not available in this version")
+    if config.opensearch.url:
+        raise ConfigError("opensearch.url: the OpenSearch store is not available in this version")
+    cache = _CACHES[config.cache.type](config, workers)
+    db = SqliteDatabase(config.data_path / "dsfeatures.db")
+    await db.open()
+    rows = SqliteRowStore(db, "rows")
+    vectors = EmbeddedVectorStore(SqliteRowStore(db, "vectors", track_generations=True))
+    stores = Stores(
+        rows=rows,
+        vectors=vectors,
+        registry=SqliteRegistryStore(db),
+        audit=SqliteAuditLog(db),
+        cache=cache,
+        backend_names={
+            "rows": "sqlite",
+            "vectors": "embedded",
+            "cache": "memory" if cache is not None else "none",
+        },
+    )
+    stores._closers.append(db.close)
+    stores._closers.append(vectors.close)
+    if cache is not None:
+        await cache.open()
+        stores._closers.append(cache.close)
+    return stores

@@ -1,0 +1,186 @@
+"""The small async protocols every store backend implements.
+
+The service talks only to these. Backends are built from their own typed
+config by the literal factory in :mod:`dsfeatures.stores.factory`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final, Protocol, runtime_checkable
+
+from msgspec import Struct
+
+from dsfeatures.registry.catalog import CompiledGroup
+from dsfeatures.registry.models import RegisteredGroup
+from dsfeatures.stores.ordering import WriteOp, WriteOutcome
+from dsfeatures.stores.record import Record, RowKey
+
+__all__ = [
+    "ABSENT",
+    "MISS",
+    "UNAVAILABLE",
+    "AuditLog",
+    "CacheLookup",
+    "ErasureAudit",
+    "RegistryStore",
+    "RowCache",
+    "RowStore",
+    "StoreResult",
+    "VectorStore",
+]
+
+
+class _Sentinel:
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+
+#: A store could not say what a key holds (timeout, failure, retries exhausted).
+UNAVAILABLE: Final = _Sentinel("UNAVAILABLE")
+#: The cache knows the key holds no row.
+ABSENT: Final = _Sentinel("ABSENT")
+#: The cache does not know the key (or must not be trusted for it): read the store.
+MISS: Final = _Sentinel("MISS")
+
+#: What a store says of one key.
+StoreResult = Record | None | _Sentinel
+#: What the cache says of one key: a record, ABSENT or MISS.
+CacheLookup = Record | _Sentinel
+
+
+@runtime_checkable
+class RowStore(Protocol):
+    """The authoritative persistent store of rows."""
+
+    async def open(self) -> None:
+        """Connect and prepare (create tables); called once at start-up."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+    async def ping(self) -> None:
+        """Raise if the backend is not reachable (readiness)."""
+
+    async def get_many(self, keys: Sequence[RowKey], *, consistent: bool = False) -> list[StoreResult]:
+        """Records for ``keys`` in order: a Record, None (no row) or UNAVAILABLE."""
+
+    async def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:
+        """Apply each op atomically per row with :func:`~dsfeatures.stores.ordering.decide`."""
+
+    async def delete(self, keys: Sequence[RowKey]) -> list[RowKey]:
+        """Delete rows; return the keys that existed."""
+
+    async def delete_entity(self, entity_type: str, entity_id: str) -> list[RowKey]:
+        """Delete every row of one entity without scanning others; return the deleted keys."""
+
+
+@runtime_checkable
+class VectorStore(RowStore, Protocol):
+    """A row store for embedding groups that also answers k-nearest-neighbour queries."""
+
+    async def ensure_group(self, group: CompiledGroup) -> None:
+        """Prepare storage for a newly registered embedding group version."""
+
+    async def search(
+        self,
+        group: CompiledGroup,
+        vector: list[float],
+        k: int,
+        filters: dict[str, Any] | None,
+        min_score: float | None,
+    ) -> list[tuple[str, float]]:
+        """The ``k`` nearest entity ids with OpenSearch-convention scores, best first."""
+
+
+@runtime_checkable
+class RowCache(Protocol):
+    """A write-through cache in front of a RowStore.
+
+    The consistency protocol: a writer calls :meth:`mark` before the durable
+    write and :meth:`settle` after it; a reader that gets MISS reads the store
+    (consistently) and offers what it read to :meth:`fill` with the ticket from
+    :meth:`lookup`. A marked key reads as MISS and refuses fills, so a reader
+    never serves a value older than an acknowledged write, even when settling
+    fails.
+    """
+
+    async def open(self) -> None:
+        """Connect; called once at start-up."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+    async def ping(self) -> None:
+        """Raise if the cache is not reachable."""
+
+    async def lookup(self, keys: Sequence[RowKey]) -> tuple[list[CacheLookup], int]:
+        """What the cache holds for ``keys`` (Record, ABSENT or MISS) and a fill ticket."""
+
+    async def fill(self, items: Sequence[tuple[RowKey, Record | None]], ticket: int) -> None:
+        """Offer rows read from the store after a miss; refused where a write intervened."""
+
+    async def mark(self, keys: Sequence[RowKey]) -> None:
+        """Announce writes to ``keys`` (before the durable write)."""
+
+    async def settle(self, items: Sequence[tuple[RowKey, StoreResult]]) -> None:
+        """Finish writes announced by :meth:`mark` with the durable outcome.
+
+        Per key: the new Record, None (the row is gone) or MISS (unknown or
+        unchanged: the next reader refills from the store).
+        """
+
+
+class ErasureAudit(Struct, frozen=True):
+    """The audit record of one GDPR erasure.
+
+    The entity id itself is not kept (that would defeat the erasure): the record
+    holds ``entity_hash``, the sha256 of ``entity_type + "\\0" + entity_id``,
+    which proves an erasure happened when asked about a given id.
+    """
+
+    at: str
+    entity_type: str
+    entity_hash: str
+    deleted: int
+    request_id: str = ""
+    actor: str = ""
+
+
+@runtime_checkable
+class AuditLog(Protocol):
+    """Append-only record of erasures."""
+
+    async def record_erasure(self, entry: ErasureAudit) -> None:
+        """Store one erasure record durably."""
+
+    async def erasures(self, entity_type: str, entity_hash: str) -> list[ErasureAudit]:
+        """Erasure records of one entity (by its hash), oldest first."""
+
+
+@runtime_checkable
+class RegistryStore(Protocol):
+    """Durable storage of registered group versions."""
+
+    async def open(self) -> None:
+        """Connect and prepare."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+    async def load(self) -> tuple[list[RegisteredGroup], int]:
+        """Every stored group version and the registry generation."""
+
+    async def generation(self) -> int:
+        """A number that changes whenever the registry changes (cheap to read)."""
+
+    async def insert(self, group: RegisteredGroup) -> RegisteredGroup | None:
+        """Store a new version; if that name and version exist, store nothing and return them."""
+
+    async def replace(self, group: RegisteredGroup) -> None:
+        """Overwrite an existing version (descriptive changes, retirement)."""
