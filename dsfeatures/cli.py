@@ -1,4 +1,4 @@
-"""The ``dsfeatures`` command: serve the daemon, apply registry definitions, print the OpenAPI document."""
+"""The ``dsfeatures`` command: serve, apply registry definitions, print the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ def registry_apply(directory: Path, url: str, token: str | None) -> None:
 @main.command()
 def openapi() -> None:
     """Print the OpenAPI document."""
-    from dsfeatures.api.openapi import openapi_document
     from dsfeatures.api.app import package_version
+    from dsfeatures.api.openapi import openapi_document
 
     click.echo(orjson.dumps(openapi_document(package_version()), option=orjson.OPT_INDENT_2))

@@ -136,11 +136,7 @@ def error_for(status: int, code: str, message: str, request_id: str = "") -> DSF
     Returns:
         An instance of the most specific class for ``status`` and ``code``.
     """
-    cls: type[DSFError]
-    if code == UnknownFeature.code:
-        cls = UnknownFeature
-    else:
-        cls = _BY_STATUS.get(status, DSFError)
+    cls = UnknownFeature if code == UnknownFeature.code else _BY_STATUS.get(status, DSFError)
     err = cls(message, code=code, request_id=request_id)
     if status == 429 or status >= 500:
         err.retryable = True

@@ -113,7 +113,9 @@ def serve(config: Config) -> None:
     procs: dict[int, Any] = {}
 
     def start(slot: int) -> None:
-        p = ctx.Process(target=_worker_main, args=(config, port, workers), name=f"dsf-worker-{slot}")
+        p = ctx.Process(
+            target=_worker_main, args=(config, port, workers), name=f"dsf-worker-{slot}"
+        )
         p.start()
         procs[slot] = p
 
@@ -136,7 +138,7 @@ def serve(config: Config) -> None:
         sentinels = {p.sentinel: slot for slot, p in procs.items()}
         ready = multiprocessing.connection.wait(list(sentinels), timeout=1.0)
         for s in ready:
-            slot = sentinels[s]  # type: ignore[index]
+            slot = sentinels[s]
             procs[slot].join()
             if stopping:
                 continue

@@ -202,7 +202,9 @@ async def readyz(request: web.Request) -> web.Response:
     """Every backend answers (503 otherwise)."""
     backends = await request.app[SERVICE].readiness()
     ok = all(v == "ok" for v in backends.values())
-    return _encode(request, {"status": "ok" if ok else "unavailable", "backends": backends}, 200 if ok else 503)
+    return _encode(
+        request, {"status": "ok" if ok else "unavailable", "backends": backends}, 200 if ok else 503
+    )
 
 
 @routes.get("/metrics")

@@ -27,7 +27,9 @@ REQUEST_SECONDS = Histogram(
     ["route", "method"],
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
-REQUESTS = Counter("dsf_requests_total", "HTTP requests by route and status", ["route", "method", "status"])
+REQUESTS = Counter(
+    "dsf_requests_total", "HTTP requests by route and status", ["route", "method", "status"]
+)
 ERRORS = Counter("dsf_errors_total", "Error responses by code", ["code"])
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -71,9 +73,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as e:
         status = e.status
         if e.status == 404:
-            return error_response(_http_error(404, "NOT_FOUND", f"no route for {request.path}"), rid)
+            return error_response(
+                _http_error(404, "NOT_FOUND", f"no route for {request.path}"), rid
+            )
         if e.status == 405:
-            err = _http_error(405, "METHOD_NOT_ALLOWED", f"{request.method} not allowed on {request.path}")
+            err = _http_error(
+                405, "METHOD_NOT_ALLOWED", f"{request.method} not allowed on {request.path}"
+            )
             return error_response(err, rid)
         if e.status < 400:
             raise

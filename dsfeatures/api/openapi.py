@@ -59,11 +59,16 @@ def _ref(t: type[Any]) -> dict[str, Any]:
 def _body(t: type[Any]) -> dict[str, Any]:
     return {
         "required": True,
-        "content": {"application/json": {"schema": _ref(t)}, "application/msgpack": {"schema": _ref(t)}},
+        "content": {
+            "application/json": {"schema": _ref(t)},
+            "application/msgpack": {"schema": _ref(t)},
+        },
     }
 
 
-def _ok(t: type[Any] | None, desc: str = "OK", extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def _ok(
+    t: type[Any] | None, desc: str = "OK", extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     content = {"application/json": {"schema": _ref(t) if t else {"type": "object"}}}
     out: dict[str, Any] = {"description": desc, "content": content}
     responses: dict[str, Any] = {"200": out}
@@ -109,8 +114,11 @@ def openapi_document(version: str) -> dict[str, Any]:
                     _path_param("entity_type"),
                     _path_param("entity_id"),
                     _query("features", "comma-separated feature references"),
-                    _query("include_metadata", "also return event and written-at times",
-                           {"type": "boolean"}),
+                    _query(
+                        "include_metadata",
+                        "also return event and written-at times",
+                        {"type": "boolean"},
+                    ),
                 ],
                 "responses": _ok(GetResponse),
             }
@@ -219,7 +227,9 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "responses": _ok(FeastResponse),
             }
         },
-        "/healthz": {"get": {"summary": "Liveness", "operationId": "healthz", "responses": _ok(None)}},
+        "/healthz": {
+            "get": {"summary": "Liveness", "operationId": "healthz", "responses": _ok(None)}
+        },
         "/readyz": {
             "get": {
                 "summary": "Readiness: every backend answers",
@@ -232,7 +242,10 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "summary": "Prometheus metrics",
                 "operationId": "metrics",
                 "responses": {
-                    "200": {"description": "metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}
+                    "200": {
+                        "description": "metrics",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
                 },
             }
         },

@@ -46,7 +46,9 @@ def _entity_ids(key: str, values: list[Any]) -> list[str]:
     out = []
     for i, v in enumerate(values):
         if isinstance(v, bool) or not isinstance(v, int | str):
-            raise InvalidRequest(f"entities.{key}[{i}]: entity key values must be strings or integers")
+            raise InvalidRequest(
+                f"entities.{key}[{i}]: entity key values must be strings or integers"
+            )
         s = str(v)
         check_entity_id(s, f"entities.{key}[{i}]")
         out.append(s)
@@ -106,7 +108,7 @@ async def feast_get(catalog: Catalog, fetcher: Fetcher, req: FeastRequest) -> Fe
     for cg, slot in slots:
         names.append(f"{cg.name}__{slot.name}" if full else slot.name)
         recs = records[(cg.name, cg.version)]
-        values: list[Any] = []
+        col: list[Any] = []
         statuses: list[str] = []
         times: list[datetime] = []
         default = _feast_value(slot.default, slot)
@@ -114,21 +116,21 @@ async def feast_get(catalog: Catalog, fetcher: Fetcher, req: FeastRequest) -> Fe
             if type(rec) is Record:
                 times.append(from_us(rec.event_time))
                 if cg.ttl_us and now - rec.event_time > cg.ttl_us:
-                    values.append(None)
+                    col.append(None)
                     statuses.append("OUTSIDE_MAX_AGE")
                     continue
                 v = rec.values.get(slot.name)
                 if v is not None:
-                    values.append(_feast_value(v, slot))
+                    col.append(_feast_value(v, slot))
                     statuses.append("PRESENT")
                     continue
             else:
                 times.append(_ZERO_TIME)
                 if rec is UNAVAILABLE:
-                    values.append(None)
+                    col.append(None)
                     statuses.append("INVALID")
                     continue
-            values.append(default)
+            col.append(default)
             statuses.append("NOT_FOUND")
-        results.append(FeastResult(values, statuses, times))
+        results.append(FeastResult(col, statuses, times))
     return FeastResponse(FeastMetadata(names), results)

@@ -150,7 +150,9 @@ class Fetcher:
             out[(name, ver)] = [vals[idx[RowKey(et, eid, name, ver)]] for eid in entities[et]]
         return out
 
-    async def _read_store(self, store: RowStore, label: str, keys: list[RowKey]) -> list[StoreResult]:
+    async def _read_store(
+        self, store: RowStore, label: str, keys: list[RowKey]
+    ) -> list[StoreResult]:
         if not keys:
             return []
         t = asyncio.get_running_loop().time()
@@ -177,12 +179,12 @@ class Fetcher:
             return await self._read_store(self._rows, "rows", keys)
         out: list[StoreResult] = []
         miss_pos: list[int] = []
-        for i, v in enumerate(looked):
-            if v is MISS:
+        for i, lk in enumerate(looked):
+            if lk is MISS:
                 miss_pos.append(i)
                 out.append(None)
             else:
-                out.append(None if v is ABSENT else v)
+                out.append(None if lk is ABSENT else lk)
         CACHE_LOOKUPS.labels("hit").inc(len(keys) - len(miss_pos))
         if not miss_pos:
             return out

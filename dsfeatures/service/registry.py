@@ -1,9 +1,10 @@
-"""Registry operations: register (with the versioning rule), retire, list, and keeping the catalog fresh."""
+"""Registry operations: register (versioning rule), retire, list; keeping the catalog fresh."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Literal
 
 from dsfeatures.errors import Conflict, InvalidRequest, NotFound
 from dsfeatures.registry.catalog import Catalog, CompiledGroup
@@ -73,6 +74,7 @@ class RegistryService:
         new = RegisteredGroup(definition=group, fingerprint=fp, created_at=now, updated_at=now)
         async with self._lock:
             existing = await self._store.insert(new)
+            status: Literal["created", "unchanged", "updated"]
             if existing is None:
                 status = "created"
                 stored = new

@@ -21,7 +21,15 @@ from dsfeatures.service.clock import now_us, rfc3339, to_us
 from dsfeatures.service.fetch import check_entity_id
 from dsfeatures.service.metrics import STORE_LATENCY, WRITE_ROWS
 from dsfeatures.stores.ordering import WriteOp, WriteOutcome
-from dsfeatures.stores.protocols import MISS, AuditLog, ErasureAudit, RowCache, RowStore, StoreResult, VectorStore
+from dsfeatures.stores.protocols import (
+    MISS,
+    AuditLog,
+    ErasureAudit,
+    RowCache,
+    RowStore,
+    StoreResult,
+    VectorStore,
+)
 from dsfeatures.stores.record import RowKey
 from dsfeatures.wire.types import DeleteRequest, WriteRequest, WriteResponse, WriteResult
 
@@ -69,7 +77,9 @@ class Writer:
 
     # --- write ------------------------------------------------------------------------
 
-    def validate(self, catalog: Catalog, req: WriteRequest, writer: str) -> list[tuple[WriteOp, bool]]:
+    def validate(
+        self, catalog: Catalog, req: WriteRequest, writer: str
+    ) -> list[tuple[WriteOp, bool]]:
         """Check every row and build the store ops (op, is_embedding), in request order.
 
         Raises:
@@ -155,7 +165,8 @@ class Writer:
                 return await store.write(ops)
         except TimeoutError:
             raise BackendUnavailable(
-                f"{label} store did not answer within {self._timeout}s; the write may be partly applied"
+                f"{label} store did not answer within {self._timeout}s; "
+                "the write may be partly applied"
             ) from None
         finally:
             STORE_LATENCY.labels(label, "write").observe(loop.time() - t)
@@ -228,7 +239,8 @@ class Writer:
                 f"at most {self.max_delete_keys} entity x group-version keys per delete, got {n}",
                 code="BATCH_TOO_LARGE",
             )
-        keys_s, keys_v = [], []
+        keys_s: list[RowKey] = []
+        keys_v: list[RowKey] = []
         for cg in dict.fromkeys(targets):
             for eid in dict.fromkeys(req.entity_ids):
                 key = RowKey(cg.entity_type, eid, cg.name, cg.version)
@@ -261,7 +273,9 @@ class Writer:
             async with asyncio.timeout(self._timeout):
                 return await aw
         except TimeoutError:
-            raise DeadlineExceeded(f"{label} store did not answer within {self._timeout}s") from None
+            raise DeadlineExceeded(
+                f"{label} store did not answer within {self._timeout}s"
+            ) from None
 
     async def erase(
         self, catalog: Catalog, entity_type: str, entity_id: str, *, request_id: str, actor: str

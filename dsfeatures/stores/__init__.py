@@ -1,4 +1,4 @@
-"""Stores behind small async protocols: embedded (SQLite, in-process LRU, numpy index) by default."""
+"""Stores behind small async protocols; embedded ones (SQLite, LRU, numpy index) by default."""
 
 from dsfeatures.stores.factory import Stores, open_stores
 from dsfeatures.stores.memory_cache import MemoryCache
@@ -43,8 +43,8 @@ __all__ = [
     "SqliteDatabase",
     "SqliteRegistryStore",
     "SqliteRowStore",
-    "Stores",
     "StoreResult",
+    "Stores",
     "VectorStore",
     "WriteOp",
     "WriteOutcome",

@@ -123,7 +123,7 @@ class MemoryCache:
             e.pending -= 1
             e.gen = self._gen
             if e.pending == 0 and e.writers == 1 and result is not MISS:
-                d[k] = ABSENT if result is None else result  # type: ignore[assignment]
+                d[k] = ABSENT if result is None else result
 
     def _evict(self) -> None:
         d = self._d

@@ -31,7 +31,7 @@ class WriteOp(NamedTuple):
 
 
 class WriteOutcome(NamedTuple):
-    """Result of one op: the status, the row's revision afterwards, and the new record if written."""
+    """Result of one op: status, the row's revision afterwards, the new record if written."""
 
     status: Literal["WRITTEN", "STALE", "CONFLICT"]
     revision: int
@@ -50,7 +50,9 @@ def decide(existing: Record | None, op: WriteOp) -> WriteOutcome:
         if op.mode == "update":
             return WriteOutcome("CONFLICT", 0, None, "update needs an existing row")
         if op.if_revision not in (None, 0):
-            return WriteOutcome("CONFLICT", 0, None, f"expected revision {op.if_revision}, row is absent")
+            return WriteOutcome(
+                "CONFLICT", 0, None, f"expected revision {op.if_revision}, row is absent"
+            )
         values = {k: v for k, v in op.values.items() if v is not None}
         rec = Record(values, op.event_time, op.written_at, op.lane, op.writer, 1)
         return WriteOutcome("WRITTEN", 1, rec)
@@ -58,7 +60,9 @@ def decide(existing: Record | None, op: WriteOp) -> WriteOutcome:
     if op.mode == "create":
         return WriteOutcome("CONFLICT", rev, None, "create needs an absent row")
     if op.if_revision is not None and op.if_revision != rev:
-        return WriteOutcome("CONFLICT", rev, None, f"expected revision {op.if_revision}, stored {rev}")
+        return WriteOutcome(
+            "CONFLICT", rev, None, f"expected revision {op.if_revision}, stored {rev}"
+        )
     if op.event_time < existing.event_time:
         return WriteOutcome("STALE", rev, None, "older event time than the stored row")
     if op.mode == "update":

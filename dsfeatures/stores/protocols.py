@@ -67,7 +67,9 @@ class RowStore(Protocol):
     async def ping(self) -> None:
         """Raise if the backend is not reachable (readiness)."""
 
-    async def get_many(self, keys: Sequence[RowKey], *, consistent: bool = False) -> list[StoreResult]:
+    async def get_many(
+        self, keys: Sequence[RowKey], *, consistent: bool = False
+    ) -> list[StoreResult]:
         """Records for ``keys`` in order: a Record, None (no row) or UNAVAILABLE."""
 
     async def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:

@@ -106,7 +106,11 @@ class SqliteDatabase:
                     c.close()
                 self._conns.clear()
 
-        await loop.run_in_executor(None, lambda: (self._writer.shutdown(), self._readers.shutdown()))
+        def stop_threads() -> None:
+            self._writer.shutdown()
+            self._readers.shutdown()
+
+        await loop.run_in_executor(None, stop_threads)
         await loop.run_in_executor(None, close_all)
 
     async def _run(self, pool: ThreadPoolExecutor, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -170,7 +174,8 @@ class SqliteRowStore:
             "VALUES (?, ?, ?, ?, ?)"
         )
         self._del = (
-            f"DELETE FROM {table} WHERE entity_type = ? AND entity_id = ? AND grp = ? AND version = ?"
+            f"DELETE FROM {table} "
+            "WHERE entity_type = ? AND entity_id = ? AND grp = ? AND version = ?"
         )
 
     async def open(self) -> None:
@@ -183,7 +188,9 @@ class SqliteRowStore:
         """Run a trivial query."""
         await self._db.read(lambda c: c.execute("SELECT 1").fetchone())
 
-    async def get_many(self, keys: Sequence[RowKey], *, consistent: bool = False) -> list[StoreResult]:
+    async def get_many(
+        self, keys: Sequence[RowKey], *, consistent: bool = False
+    ) -> list[StoreResult]:
         """Records for ``keys`` in order (None where there is no row)."""
         if not keys:
             return []
@@ -290,7 +297,9 @@ class SqliteRowStore:
     ) -> tuple[list[RowKey], dict[tuple[str, int], tuple[int, int]]]:
         """Like :meth:`delete`; also returns generations of touched groups."""
 
-        def body(c: sqlite3.Connection) -> tuple[list[RowKey], dict[tuple[str, int], tuple[int, int]]]:
+        def body(
+            c: sqlite3.Connection,
+        ) -> tuple[list[RowKey], dict[tuple[str, int], tuple[int, int]]]:
             gone = [k for k in keys if c.execute(self._del, k).rowcount]
             return gone, self._bump(c, {(k.group, k.version) for k in gone})
 
@@ -306,7 +315,9 @@ class SqliteRowStore:
     ) -> tuple[list[RowKey], dict[tuple[str, int], tuple[int, int]]]:
         """Like :meth:`delete_entity`; also returns generations of touched groups."""
 
-        def body(c: sqlite3.Connection) -> tuple[list[RowKey], dict[tuple[str, int], tuple[int, int]]]:
+        def body(
+            c: sqlite3.Connection,
+        ) -> tuple[list[RowKey], dict[tuple[str, int], tuple[int, int]]]:
             gone = [
                 RowKey(entity_type, entity_id, g, v)
                 for g, v in c.execute(
@@ -394,8 +405,7 @@ def _gen(c: sqlite3.Connection) -> int:
 
 def _bump_gen(c: sqlite3.Connection) -> None:
     c.execute(
-        "INSERT INTO meta (k, v) VALUES ('registry_gen', 1) "
-        "ON CONFLICT (k) DO UPDATE SET v = v + 1"
+        "INSERT INTO meta (k, v) VALUES ('registry_gen', 1) ON CONFLICT (k) DO UPDATE SET v = v + 1"
     )
 
 
@@ -412,8 +422,14 @@ class SqliteAuditLog:
             return c.execute(
                 "INSERT INTO erasures (at, entity_type, entity_hash, deleted, request_id, actor) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (entry.at, entry.entity_type, entry.entity_hash, entry.deleted,
-                 entry.request_id, entry.actor),
+                (
+                    entry.at,
+                    entry.entity_type,
+                    entry.entity_hash,
+                    entry.deleted,
+                    entry.request_id,
+                    entry.actor,
+                ),
             )
 
         await self._db.write(body)

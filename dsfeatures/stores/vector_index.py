@@ -107,9 +107,7 @@ class _Index:
             raw = m @ q
         s = score(self.metric, raw.astype(np.float32))
         if filters:
-            keep = np.fromiter(
-                (_matches(a, filters) for a in self.attrs), dtype=bool, count=n
-            )
+            keep = np.fromiter((_matches(a, filters) for a in self.attrs), dtype=bool, count=n)
             s = np.where(keep, s, -np.inf).astype(np.float32)
         if min_score is not None:
             s = np.where(s >= min_score, s, -np.inf).astype(np.float32)
@@ -167,7 +165,9 @@ class EmbeddedVectorStore:
             self._specs[key] = spec
         return spec
 
-    async def get_many(self, keys: Sequence[RowKey], *, consistent: bool = False) -> list[StoreResult]:
+    async def get_many(
+        self, keys: Sequence[RowKey], *, consistent: bool = False
+    ) -> list[StoreResult]:
         """Rows by key, from SQLite."""
         return await self._rows.get_many(keys, consistent=consistent)
 

@@ -28,7 +28,9 @@ _REQUEST_TYPES: tuple[type[Any], ...] = (
     FeastRequest,
 )
 
-_JSON: dict[type[Any], msgspec.json.Decoder[Any]] = {t: msgspec.json.Decoder(t) for t in _REQUEST_TYPES}
+_JSON: dict[type[Any], msgspec.json.Decoder[Any]] = {
+    t: msgspec.json.Decoder(t) for t in _REQUEST_TYPES
+}
 _MSGPACK: dict[type[Any], msgspec.msgpack.Decoder[Any]] = {
     t: msgspec.msgpack.Decoder(t) for t in _REQUEST_TYPES
 }
@@ -50,6 +52,8 @@ def msgpack_decoder(t: type[Any]) -> msgspec.msgpack.Decoder[Any]:
     return dec
 
 
-def decoder_for(t: type[Any], msgpack: bool) -> msgspec.json.Decoder[Any] | msgspec.msgpack.Decoder[Any]:
+def decoder_for(
+    t: type[Any], msgpack: bool
+) -> msgspec.json.Decoder[Any] | msgspec.msgpack.Decoder[Any]:
     """The shared decoder of ``t`` for JSON or msgpack."""
     return msgpack_decoder(t) if msgpack else json_decoder(t)
