@@ -106,7 +106,17 @@ class Writer:
             values = self._check_values(cg, row.values, mode, where)
             event_time = now if row.event_time is None else to_us(row.event_time)
             key = RowKey(cg.entity_type, row.entity_id, cg.name, cg.version)
-            op = WriteOp(key, mode, values, event_time, now, req.lane, writer, row.if_revision)
+            op = WriteOp(
+                key,
+                mode,
+                values,
+                event_time,
+                now,
+                req.lane,
+                writer,
+                row.if_revision,
+                cg.definition.ttl_seconds,
+            )
             ops.append((op, cg.is_embedding))
         return ops
 

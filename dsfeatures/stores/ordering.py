@@ -18,6 +18,8 @@ class WriteOp(NamedTuple):
 
     ``values`` maps feature names to stored values; in ``update`` mode a None
     value removes that feature. ``if_revision`` of 0 means "only if absent".
+    ``ttl_seconds`` is the group's TTL (0: none), for stores that expire rows
+    themselves (DynamoDB's TTL attribute); readers check it regardless.
     """
 
     key: RowKey
@@ -28,6 +30,7 @@ class WriteOp(NamedTuple):
     lane: str
     writer: str
     if_revision: int | None = None
+    ttl_seconds: int = 0
 
 
 class WriteOutcome(NamedTuple):
