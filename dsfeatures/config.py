@@ -86,6 +86,18 @@ class CacheConfig(Struct, frozen=True, forbid_unknown_fields=True):
     """``redis://host:port/db`` of ValKey; setting it selects ``valkey``."""
     valkey_cluster: bool = False
     """Talk to a ValKey cluster. Default off."""
+    ttl_seconds: int = 86_400
+    """Lifetime of a row cached in ValKey, in seconds. Default one day."""
+    marker_ttl_ms: int = 10_000
+    """Lifetime of a ValKey write marker in ms; longer than any write. Default 10,000."""
+    settled_ttl_ms: int = 3_000
+    """Lifetime of a settled multi-writer marker in ms. Default 3,000."""
+    fill_window_ms: int = 2_000
+    """A reader fills ValKey only this many ms after its lookup. Default 2,000."""
+    socket_timeout: float = 0.25
+    """Seconds per ValKey command before it counts as failed. Default 0.25."""
+    retry_after_seconds: float = 1.0
+    """Seconds the cache is bypassed after a ValKey failure. Default 1."""
 
 
 class DynamoDBConfig(Struct, frozen=True, forbid_unknown_fields=True):

@@ -15,6 +15,7 @@ from dsfeatures.stores.sqlite import (
     SqliteRegistryStore,
     SqliteRowStore,
 )
+from dsfeatures.stores.valkey import ValkeyCache
 from dsfeatures.stores.vector_index import EmbeddedVectorStore
 
 __all__ = ["Stores", "open_stores"]
@@ -54,7 +55,19 @@ def _no_cache(config: Config, workers: int) -> RowCache | None:
 
 
 def _valkey_cache(config: Config, workers: int) -> RowCache | None:
-    raise ConfigError("cache.type: the ValKey cache is not available in this version")
+    c = config.cache
+    if not c.valkey_url:
+        raise ConfigError("cache.valkey_url: needed when cache.type is 'valkey'")
+    return ValkeyCache(
+        c.valkey_url,
+        cluster=c.valkey_cluster,
+        ttl_seconds=c.ttl_seconds,
+        marker_ttl_ms=c.marker_ttl_ms,
+        settled_ttl_ms=c.settled_ttl_ms,
+        fill_window_ms=c.fill_window_ms,
+        socket_timeout=c.socket_timeout,
+        retry_after_seconds=c.retry_after_seconds,
+    )
 
 
 _CACHES: dict[str, Callable[[Config, int], RowCache | None]] = {
@@ -95,7 +108,7 @@ async def open_stores(config: Config, *, workers: int = 1) -> Stores:
         backend_names={
             "rows": "sqlite",
             "vectors": "embedded",
-            "cache": "memory" if cache is not None else "none",
+            "cache": config.cache.type if cache is not None else "none",
         },
     )
     stores._closers.append(db.close)

@@ -47,6 +47,6 @@ def encode_record(record: Record) -> bytes:
     return _ENC.encode(record)
 
 
-def decode_record(blob: bytes) -> Record:
+def decode_record(blob: bytes | memoryview) -> Record:
     """Decode a blob written by :func:`encode_record`."""
     return _DEC.decode(blob)
