@@ -152,13 +152,42 @@ _ENV: dict[str, tuple[str, str, Any]] = {
     "DSF_MAX_BODY_BYTES": ("limits", "max_body_bytes", int),
     "DSF_CACHE": ("cache", "type", str),
     "DSF_VALKEY_URL": ("cache", "valkey_url", str),
-    "DSF_VALKEY_CLUSTER": ("cache", "valkey_cluster", lambda v: v.lower() in ("1", "true", "yes")),
+    "DSF_VALKEY_CLUSTER": ("cache", "valkey_cluster", lambda v: _bool(v)),
     "DSF_DYNAMODB_ENDPOINT": ("dynamodb", "endpoint", str),
     "DSF_DYNAMODB_TABLE": ("dynamodb", "table", str),
     "DSF_AWS_REGION": ("dynamodb", "region", str),
     "DSF_OPENSEARCH_URL": ("opensearch", "url", str),
     "DSF_AUTH_TOKENS_FILE": ("auth", "tokens_file", str),
 }
+
+
+def _bool(value: str) -> bool:
+    v = value.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(value)
+
+
+#: (section, key, lowest allowed value) for settings that must be positive.
+_MINIMA: tuple[tuple[str, str, float], ...] = (
+    ("server", "shutdown_timeout", 0.0),
+    ("server", "request_timeout", 0.001),
+    ("server", "registry_refresh_seconds", 0.01),
+    ("limits", "max_body_bytes", 1024),
+    ("limits", "max_entities", 1),
+    ("limits", "max_features", 1),
+    ("limits", "max_write_rows", 1),
+    ("limits", "max_delete_keys", 1),
+    ("cache", "max_entries", 1),
+    ("cache", "ttl_seconds", 1),
+    ("cache", "marker_ttl_ms", 1),
+    ("cache", "settled_ttl_ms", 1),
+    ("cache", "fill_window_ms", 1),
+    ("cache", "socket_timeout", 0.001),
+    ("cache", "retry_after_seconds", 0.0),
+)
 
 
 def load_config(
@@ -208,6 +237,14 @@ def load_config(
         cfg = msgspec.convert(raw, Config)
     except msgspec.ValidationError as e:
         raise ConfigError(f"configuration: {e}") from None
+    flat = msgspec.to_builtins(cfg)
+    for section, key, low in _MINIMA:
+        value = flat[section][key]
+        if value < low:
+            raise ConfigError(f"{section}.{key}: must be at least {low}, got {value}")
+    c = cfg.cache
+    if not (c.fill_window_ms < c.settled_ttl_ms and c.fill_window_ms < c.marker_ttl_ms):
+        raise ConfigError("cache.fill_window_ms: must be shorter than both marker lifetimes")
     if not 1 <= cfg.server.workers <= 64:
         raise ConfigError("server.workers: must be between 1 and 64")
     if not 0 <= cfg.server.port <= 65535:

@@ -66,19 +66,19 @@ class CompiledGroup:
         return f"{self.name}@{self.version}"
 
 
-def parse_group_ref(ref: str) -> tuple[str, int | None]:
+def parse_group_ref(ref: str, where: str = "group") -> tuple[str, int | None]:
     """Split ``name`` or ``name@3`` / ``name@v3`` / ``name@latest`` into name and version.
 
     Raises:
-        InvalidRequest: the version part is not a positive integer.
+        InvalidRequest: the version part is not a positive integer (naming ``where``).
     """
     name, sep, ver = ref.partition("@")
     if not sep or ver == "latest":
         return name, None
     if ver[:1] in ("v", "V"):
         ver = ver[1:]
-    if not ver.isdigit() or int(ver) < 1:
-        raise InvalidRequest(f"bad version in {ref!r} (expected name@N)")
+    if not (ver.isascii() and ver.isdigit()) or len(ver) > 9 or int(ver) < 1:
+        raise InvalidRequest(f"{where}: bad version in {ref!r} (expected name@N)")
     return name, int(ver)
 
 
@@ -177,7 +177,7 @@ class Catalog:
         gref, sep, fname = ref.partition(":")
         if not sep or not gref or not fname:
             raise InvalidRequest(f"{where}: bad feature reference {ref!r} (expected group:feature)")
-        name, version = parse_group_ref(gref)
+        name, version = parse_group_ref(gref, where)
         cg = self.group(name, version, where=where)
         slot = cg.features.get(fname)
         if slot is None:

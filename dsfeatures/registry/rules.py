@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from dsfeatures.errors import InvalidRequest
-from dsfeatures.registry.models import FeatureGroup
+from dsfeatures.registry.models import Feature, FeatureGroup
 from dsfeatures.registry.types import InvalidValue, parse_type
 
 __all__ = ["behaviour", "behaviour_changes", "fingerprint", "validate_definition"]
@@ -72,7 +72,7 @@ def behaviour(group: FeatureGroup) -> dict[str, Any]:
             {
                 "name": f.name,
                 "type": f.type,
-                "default": f.default,
+                "default": _stored_default(f),
                 "dimension": f.dimension,
                 "metric": f.metric,
             }
@@ -84,6 +84,16 @@ def behaviour(group: FeatureGroup) -> dict[str, Any]:
         "join_key": group.join_key or group.entity_type,
         "sql_fingerprint": group.lineage.sql_fingerprint,
     }
+
+
+def _stored_default(f: Feature) -> Any:
+    """The default as stored (``0`` and ``0.0`` for a float64 are the same default)."""
+    if f.default is None:
+        return None
+    try:
+        return parse_type(f.type, f.dimension).check(f.default)
+    except InvalidValue:
+        return f.default
 
 
 def fingerprint(group: FeatureGroup) -> str:

@@ -33,7 +33,7 @@ class Searcher:
                 mismatch, or a filter on an unknown or vector feature.
             UnknownFeature: unknown or retired group.
         """
-        name, version = parse_group_ref(req.group)
+        name, version = parse_group_ref(req.group, "group")
         cg = catalog.group(name, version, where="group")
         vec = cg.vector_feature
         if vec is None:

@@ -229,7 +229,7 @@ class Writer:
         """
         targets: list[CompiledGroup] = []
         for j, ref in enumerate(req.groups):
-            name, version = parse_group_ref(ref)
+            name, version = parse_group_ref(ref, f"groups[{j}]")
             found = catalog.versions(name) if version is None else [catalog.find(name, version)]
             found_groups = [g for g in found if g is not None]
             if not found_groups:

@@ -46,7 +46,7 @@ class MemoryCache:
         self._max = max(1, max_entries)
         self._d: OrderedDict[RowKey, _Entry] = OrderedDict()
         self._gen = 0
-        self._floor = 0  # newest generation of an evicted mark
+        self._floor = 0  # generation at the last eviction
         self.hits = 0
         self.misses = 0
 
@@ -130,9 +130,11 @@ class MemoryCache:
         spins = 0
         while len(d) > self._max and spins <= len(d):
             k, e = d.popitem(last=False)
-            if type(e) is _Mark:
-                if e.pending:
-                    d[k] = e  # writes in flight: keep the mark
-                    spins += 1
-                    continue
-                self._floor = max(self._floor, e.gen)
+            if type(e) is _Mark and e.pending:
+                d[k] = e  # writes in flight: keep the mark
+                spins += 1
+                continue
+            # Whatever was evicted (a settled mark, or a row a writer just
+            # installed) may have been newer than a slow reader's fill: refuse
+            # fills of absent keys by readers that looked up before now.
+            self._floor = self._gen

@@ -93,7 +93,9 @@ class SqliteDatabase:
 
     async def open(self) -> None:
         """Create the file and the schema."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.get_running_loop().run_in_executor(
+            self._writer, lambda: self.path.parent.mkdir(parents=True, exist_ok=True)
+        )
         await self.write(lambda c: c.executescript(_SCHEMA))
 
     async def close(self) -> None:
