@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from dsfeatures.api.app import create_app
+from dsfeatures.api import INFLIGHT, create_app
 from dsfeatures.config import Config
 
 __all__ = ["bind_socket", "serve"]
@@ -70,9 +70,14 @@ async def _run_worker(config: Config, port: int, workers: int) -> None:
     try:
         await stop.wait()
     finally:
+        # Stop accepting connections first, then let requests in flight (even
+        # those whose body is still arriving) finish before closing connections.
         log.info("worker %d draining", os.getpid())
-        await runner.cleanup()
+        await site.stop()
         sock.close()
+        if not await app[INFLIGHT].drained(config.server.shutdown_timeout):
+            log.warning("worker %d: requests still in flight at shutdown", os.getpid())
+        await runner.cleanup()
 
 
 def _worker_main(config: Config, port: int, workers: int) -> None:

@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
 from dsfeatures.api.handlers import routes
 from dsfeatures.api.keys import CONFIG, METRICS, OPENAPI, SERVICE
-from dsfeatures.api.middleware import error_middleware
+from dsfeatures.api.middleware import INFLIGHT, Inflight, error_middleware
 from dsfeatures.api.openapi import openapi_document
 from dsfeatures.config import Config
 from dsfeatures.service.core import Service
@@ -61,6 +61,7 @@ def create_app(config: Config, *, workers: int = 1) -> web.Application:
         middlewares=[error_middleware], client_max_size=config.limits.max_body_bytes
     )
     app[CONFIG] = config
+    app[INFLIGHT] = Inflight()
     app[METRICS] = _metrics_renderer()
     app[OPENAPI] = orjson.dumps(openapi_document(package_version()))
     app.add_routes(routes)

@@ -43,6 +43,13 @@ async def _decode(request: web.Request, t: type[T]) -> T:
     try:
         result: T = dec.decode(body)
     except msgspec.ValidationError as e:
+        # A typed decoder stops at the first wrong field, even in a truncated
+        # body: say "malformed" when the body is not a document at all.
+        untyped = msgspec.msgpack.decode if dec is msgpack_decoder(t) else msgspec.json.decode
+        try:
+            untyped(body)
+        except msgspec.DecodeError as bad:
+            raise InvalidRequest(f"malformed body: {bad}", code="MALFORMED_BODY") from None
         raise InvalidRequest(f"invalid request: {e}", code="INVALID_FIELD") from None
     except msgspec.DecodeError as e:
         raise InvalidRequest(f"malformed body: {e}", code="MALFORMED_BODY") from None

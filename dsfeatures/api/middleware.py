@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -14,11 +15,39 @@ from prometheus_client import Counter, Histogram
 from dsfeatures.errors import DSFError, InvalidRequest, PayloadTooLarge
 from dsfeatures.wire.types import ErrorBody
 
-__all__ = ["REQUEST_ID", "error_middleware", "error_response"]
+__all__ = ["INFLIGHT", "Inflight", "error_middleware", "error_response"]
 
 log = logging.getLogger("dsfeatures.api")
 
-REQUEST_ID: web.AppKey[str] = web.AppKey("request_id_header", str)
+
+class Inflight:
+    """Counts requests being handled, so shutdown can wait for them to finish."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def enter(self) -> None:
+        self.n += 1
+        self._idle.clear()
+
+    def leave(self) -> None:
+        self.n -= 1
+        if self.n == 0:
+            self._idle.set()
+
+    async def drained(self, within: float) -> bool:
+        """Wait until no request is in flight; False if ``within`` seconds passed first."""
+        try:
+            async with asyncio.timeout(within):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
+
+
+INFLIGHT: web.AppKey[Inflight] = web.AppKey("inflight", Inflight)
 _ENC = msgspec.json.Encoder()
 
 REQUEST_SECONDS = Histogram(
@@ -59,6 +88,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     request["request_id"] = rid
     start = time.perf_counter()
     status = 500
+    inflight = request.app[INFLIGHT]
+    inflight.enter()
     try:
         resp = await handler(request)
         status = resp.status
@@ -88,6 +119,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         log.exception("unhandled error request_id=%s path=%s", rid, request.path)
         return error_response(DSFError("internal error"), rid)
     finally:
+        inflight.leave()
         route = _route(request)
         REQUEST_SECONDS.labels(route, request.method).observe(time.perf_counter() - start)
         REQUESTS.labels(route, request.method, str(status)).inc()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import binascii
 import math
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -73,10 +73,11 @@ def _bytes(v: Any) -> Any:
 
 
 def _timestamp(v: Any) -> Any:
+    # Stored in UTC, so a value reads back the same from every store and cache.
     if isinstance(v, datetime):
         if v.tzinfo is None:
             raise InvalidValue("timestamp needs a time zone")
-        return v
+        return v.astimezone(UTC)
     if type(v) is str:
         try:
             dt = msgspec.convert(v, datetime)
@@ -84,7 +85,7 @@ def _timestamp(v: Any) -> Any:
             raise InvalidValue("expected an RFC 3339 timestamp") from None
         if dt.tzinfo is None:
             raise InvalidValue("timestamp needs a time zone (for example a trailing Z)")
-        return dt
+        return dt.astimezone(UTC)
     raise InvalidValue(f"expected an RFC 3339 timestamp string, got {_kind(v)}")
 
 

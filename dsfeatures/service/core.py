@@ -101,12 +101,9 @@ class Service:
     ) -> GetResponse:
         """Single get; without ``features``, every feature of the newest active versions."""
         if not features:
-            catalog = self.registry.catalog
-            features = []
-            for name in catalog.names():
-                cg = catalog.latest_active(name)
-                if cg is not None and cg.entity_type == entity_type:
-                    features.extend(f"{cg.name}@{cg.version}:{f}" for f in cg.features)
+            features = self._all_features(entity_type)
+            if not features and await self.registry.refresh():
+                features = self._all_features(entity_type)
             if not features:
                 raise UnknownFeature(f"entity_type: no active feature group for {entity_type!r}")
         req = GetRequest(
@@ -115,6 +112,15 @@ class Service:
             include_metadata=include_metadata,
         )
         return await self.get(req)
+
+    def _all_features(self, entity_type: str) -> list[str]:
+        catalog = self.registry.catalog
+        out: list[str] = []
+        for name in catalog.names():
+            cg = catalog.latest_active(name)
+            if cg is not None and cg.entity_type == entity_type:
+                out.extend(f"{cg.name}@{cg.version}:{f}" for f in cg.features)
+        return out
 
     async def write(self, req: WriteRequest, *, writer: str = "") -> WriteResponse:
         """Write rows through the one write path."""

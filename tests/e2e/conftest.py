@@ -8,17 +8,15 @@ that are stopped when the test ends, whatever its outcome.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from dsf_e2e import Daemon, Names
+from dsf_e2e import Daemon, Names, SpawnDaemon
 
 from dsfeatures.client import Client
-
-SpawnDaemon = Callable[..., Daemon]
 
 
 @pytest.fixture(scope="session")
@@ -36,9 +34,8 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
 @pytest.fixture
 def base_url(daemon: Daemon) -> str:
     """The session daemon's URL; fails fast if the process died."""
-    assert daemon.proc is not None and daemon.proc.poll() is None, (
-        f"the session daemon exited; output:\n{daemon.output()}"
-    )
+    assert daemon.proc is not None
+    assert daemon.proc.poll() is None, f"the session daemon exited; output:\n{daemon.output()}"
     return daemon.url
 
 

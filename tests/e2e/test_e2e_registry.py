@@ -128,7 +128,15 @@ def test_retire_version(client: Client, http: httpx.Client, names: Names) -> Non
     t = ago(60)
     for v, trips in ((1, 11), (2, 22)):
         res = client.write(
-            [{"group": name, "version": v, "entity_id": eid, "values": {"trips_7d": trips}, "event_time": t}]
+            [
+                {
+                    "group": name,
+                    "version": v,
+                    "entity_id": eid,
+                    "values": {"trips_7d": trips},
+                    "event_time": t,
+                }
+            ]
         )
         assert res[0].status == "WRITTEN"
     row = client.get(etype, eid, [f"{name}:trips_7d", f"{name}@1:trips_7d"])
@@ -159,3 +167,53 @@ def test_retire_version(client: Client, http: httpx.Client, names: Names) -> Non
     r = http.post(f"/v1/registry/groups/{name}/versions/7/retire")
     assert r.status_code == 404
     assert r.json()["code"] == "NOT_FOUND"
+
+
+def test_invalid_definitions_name_the_field(http: httpx.Client, names: Names) -> None:
+    etype = names.etype()
+    name = names.group("bad")
+    vec = {"name": "vec", "type": "vector", "dimension": 4, "metric": "cosine"}
+    cases: list[tuple[dict[str, object], str]] = [
+        ({"name": "Bad-Name"}, "name"),
+        ({"version": 0}, "version"),
+        ({"features": []}, "features"),
+        (
+            {"features": [{"name": "a", "type": "int64"}, {"name": "a", "type": "int64"}]},
+            "features[1].name",
+        ),
+        ({"features": [{"name": "a", "type": "decimal"}]}, "features[0].type"),
+        ({"features": [{"name": "a", "type": "int64", "default": "x"}]}, "features[0].default"),
+        ({"features": [vec]}, "kind"),
+        ({"kind": "embedding", "features": [{"name": "a", "type": "int64"}]}, "features"),
+        ({"kind": "embedding", "features": [dict(vec, metric=None)]}, "features[0].metric"),
+        ({"features": [{"name": "a", "type": "int64", "metric": "l2"}]}, "features[0]"),
+        ({"tier": 9}, "tier"),
+        ({"owner": {"contact": "x"}}, "owner"),
+    ]
+    for change, field in cases:
+        body = dict(scalar_group(name, etype), **change)
+        r = http.post("/v1/registry/groups", json=body)
+        assert r.status_code == 400, (change, r.text)
+        err = r.json()
+        assert set(err) == {"code", "message", "request_id"}
+        assert field in err["message"], (field, err)
+    # Nothing was registered.
+    assert http.get(f"/v1/registry/groups/{name}").status_code == 404
+    assert http.get("/v1/registry/groups", params={"entity_type": etype}).json() == {"groups": []}
+
+
+def test_join_key_conflicts(client: Client, names: Names) -> None:
+    etype = names.etype()
+    a, b = names.group("a"), names.group("b")
+    client.register_group(scalar_group(a, etype, join_key=f"{names.token}_key"))
+    # Another group of the same entity type must use the same join key.
+    with pytest.raises(Conflict) as exc:
+        client.register_group(scalar_group(b, etype))
+    assert exc.value.code == "JOIN_KEY_CONFLICT"
+    # And the key cannot name another entity type.
+    with pytest.raises(Conflict) as exc:
+        client.register_group(scalar_group(b, names.etype("driver"), join_key=f"{names.token}_key"))
+    assert exc.value.code == "JOIN_KEY_CONFLICT"
+    assert client.register_group(scalar_group(b, etype, join_key=f"{names.token}_key")).status == (
+        "created"
+    )
