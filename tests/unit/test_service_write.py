@@ -14,7 +14,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from blockbuster import BlockingError, blockbuster_ctx
+from blockbuster import blockbuster_ctx
 
 from dsfeatures.config import load_config
 from dsfeatures.errors import Conflict, InvalidRequest, NotFound, UnknownFeature
