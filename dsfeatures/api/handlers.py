@@ -206,12 +206,11 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    """Every backend answers (503 otherwise)."""
-    backends = await request.app[SERVICE].readiness()
-    ok = all(v == "ok" for v in backends.values())
-    return _encode(
-        request, {"status": "ok" if ok else "unavailable", "backends": backends}, 200 if ok else 503
-    )
+    """The persistent store answers (503 otherwise); cache and vector store may be degraded."""
+    ok, backends = await request.app[SERVICE].readiness()
+    degraded = any(v != "ok" for v in backends.values())
+    status = "unavailable" if not ok else "degraded" if degraded else "ok"
+    return _encode(request, {"status": status, "backends": backends}, 200 if ok else 503)
 
 
 @routes.get("/metrics")

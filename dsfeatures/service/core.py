@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from dsfeatures.config import Config
@@ -202,16 +203,22 @@ class Service:
 
     # --- health -----------------------------------------------------------------------
 
-    async def readiness(self) -> dict[str, str]:
-        """Each backend's state: ``ok`` or the error."""
+    async def readiness(self) -> tuple[bool, dict[str, str]]:
+        """Whether the daemon can serve, and each backend's state (``ok`` or the error).
+
+        Only the authoritative row store decides readiness: without the cache
+        reads go to the store, and without the vector store only embedding
+        values are UNAVAILABLE, so both only degrade the service.
+        """
         out: dict[str, str] = {}
         checks = {"rows": self.stores.rows.ping(), "vectors": self.stores.vectors.ping()}
         if self.stores.cache is not None:
             checks["cache"] = self.stores.cache.ping()
         for name, aw in checks.items():
             try:
-                await aw
+                async with asyncio.timeout(self.config.server.request_timeout):
+                    await aw
                 out[name] = "ok"
             except Exception as e:
-                out[name] = f"error: {e}"
-        return out
+                out[name] = f"error: {e!r}"
+        return out["rows"] == "ok", out
