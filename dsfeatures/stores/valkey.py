@@ -292,7 +292,9 @@ class ValkeyCache:
                 ]
             pipe = self._client.pipeline(transaction=False)
             for sha, _, ks, args in calls:
-                pipe.evalsha(sha, len(ks), *ks, *args)
+                # execute_command: redis-py blocks the evalsha helper in cluster
+                # pipelines, but routes a raw EVALSHA by its single key.
+                pipe.execute_command("EVALSHA", sha, len(ks), *ks, *args)
             self.calls += 1
             try:
                 await pipe.execute()

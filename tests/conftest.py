@@ -1,0 +1,3 @@
+"""Shared pytest configuration: the real-server fixtures live in tests/servers."""
+
+pytest_plugins = ["tests.servers.plugin"]

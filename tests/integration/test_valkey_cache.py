@@ -1,0 +1,294 @@
+"""The ValKey cache against real ValKey (standalone and cluster): the RowCache
+protocol, round-trip counts, and read-after-write consistency under faults."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dsfeatures.config import load_config
+from dsfeatures.registry.models import Feature, FeatureGroup, Owner
+from dsfeatures.service.core import Service
+from dsfeatures.stores.protocols import ABSENT, MISS
+from dsfeatures.stores.record import Record, RowKey
+from dsfeatures.stores.valkey import ValkeyCache, cache_key
+from dsfeatures.wire.types import GetRequest, WriteRequest, WriteRow
+from tests.servers.faultproxy import FaultProxy
+
+pytestmark = pytest.mark.integration
+
+
+def rec(rev: int, value: int = 0) -> Record:
+    return Record({"x": value}, 1_000 + rev, 2_000 + rev, "sdk", "t", rev)
+
+
+KEY = RowKey("rider", "r:1/ü#x", "g", 1)
+
+
+@pytest.fixture(params=["standalone", "cluster"])
+async def cache(request: pytest.FixtureRequest) -> AsyncIterator[ValkeyCache]:
+    if request.param == "standalone":
+        url, cluster = request.getfixturevalue("valkey").url, False
+    else:
+        url, cluster = request.getfixturevalue("valkey_cluster").url, True
+    c = ValkeyCache(url, cluster=cluster, settled_ttl_ms=600, fill_window_ms=300)
+    await c.open()
+    await c._client.flushall() if not cluster else await c._client.flushall(
+        target_nodes=c._client.PRIMARIES
+    )
+    yield c
+    await c.close()
+
+
+async def test_lookup_fill_and_absent(cache: ValkeyCache) -> None:
+    k2 = RowKey("rider", "r2", "g", 1)
+    got, ticket = await cache.lookup([KEY, k2])
+    assert got == [MISS, MISS]
+    await cache.fill([(KEY, rec(1)), (k2, None)], ticket)
+    got, _ = await cache.lookup([KEY, k2])
+    assert got == [rec(1), ABSENT]
+
+
+async def test_fill_never_overwrites(cache: ValkeyCache) -> None:
+    _, ticket = await cache.lookup([KEY])
+    await cache.fill([(KEY, rec(2))], ticket)
+    await cache.fill([(KEY, rec(1))], ticket)
+    assert (await cache.lookup([KEY]))[0] == [rec(2)]
+
+
+async def test_fill_after_the_window_is_dropped(cache: ValkeyCache) -> None:
+    _, ticket = await cache.lookup([KEY])
+    await asyncio.sleep(0.35)
+    await cache.fill([(KEY, rec(1))], ticket)
+    assert (await cache.lookup([KEY]))[0] == [MISS]
+
+
+async def test_marked_key_reads_as_miss_and_refuses_fills(cache: ValkeyCache) -> None:
+    await cache.mark([KEY])
+    got, ticket = await cache.lookup([KEY])
+    assert got == [MISS]
+    await cache.fill([(KEY, rec(1))], ticket)
+    assert (await cache.lookup([KEY]))[0] == [MISS]
+
+
+async def test_lone_writer_installs_its_row(cache: ValkeyCache) -> None:
+    await cache.mark([KEY])
+    await cache.settle([(KEY, rec(3))])
+    assert (await cache.lookup([KEY]))[0] == [rec(3)]
+    await cache.mark([KEY])
+    await cache.settle([(KEY, None)])
+    assert (await cache.lookup([KEY]))[0] == [ABSENT]
+
+
+async def test_overlapping_writers_leave_a_settled_marker(cache: ValkeyCache) -> None:
+    await cache.mark([KEY])
+    await cache.mark([KEY])
+    await cache.settle([(KEY, rec(5))])
+    await cache.settle([(KEY, rec(4))])  # the older one settles last
+    got, ticket = await cache.lookup([KEY])
+    assert got == [MISS]
+    await cache.fill([(KEY, rec(4))], ticket)  # a stale reader cannot fill
+    assert (await cache.lookup([KEY]))[0] == [MISS]
+    await asyncio.sleep(0.7)  # the settled marker expires
+    _, ticket = await cache.lookup([KEY])
+    await cache.fill([(KEY, rec(5))], ticket)
+    assert (await cache.lookup([KEY]))[0] == [rec(5)]
+
+
+async def test_unknown_outcome_leaves_a_marker(cache: ValkeyCache) -> None:
+    await cache.mark([KEY])
+    await cache.settle([(KEY, MISS)])
+    assert (await cache.lookup([KEY]))[0] == [MISS]
+    raw = await cache._client.get(cache_key(KEY))
+    assert raw == b"M0:1"
+
+
+async def test_settle_without_marker_keeps_the_newer_revision(cache: ValkeyCache) -> None:
+    await cache.settle([(KEY, rec(7))])
+    assert (await cache.lookup([KEY]))[0] == [rec(7)]
+    await cache.settle([(KEY, rec(6))])
+    assert (await cache.lookup([KEY]))[0] == [rec(7)]
+    await cache.settle([(KEY, rec(8))])
+    assert (await cache.lookup([KEY]))[0] == [rec(8)]
+
+
+async def test_scripts_are_reloaded_after_a_flush(cache: ValkeyCache) -> None:
+    await cache._client.script_flush()  # every primary in cluster mode
+    await cache.mark([KEY])
+    await cache.settle([(KEY, rec(9))])
+    assert (await cache.lookup([KEY]))[0] == [rec(9)]
+
+
+# --- the daemon's service on ValKey ---------------------------------------------------------
+
+GROUP = FeatureGroup(
+    name="vk_stats",
+    version=1,
+    entity_type="rider",
+    features=[Feature(name=f"f{i}", type="int64") for i in range(10)],
+    owner=Owner(team="t"),
+)
+FEATURES = [f"vk_stats:f{i}" for i in range(10)]
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+async def open_service(tmp_path: Path, url: str, **cache: Any) -> Service:
+    config = load_config(
+        env={},
+        overrides={
+            "server": {"data_dir": str(tmp_path)},
+            "cache": {"type": "valkey", "valkey_url": url, **cache},
+        },
+    )
+    svc = await Service.open(config)
+    await svc.register(GROUP)
+    return svc
+
+
+def row(eid: str, v: int, at: datetime = T0, **kw: Any) -> WriteRow:
+    return WriteRow(
+        group="vk_stats", entity_id=eid, values={f"f{i}": v for i in range(10)}, event_time=at, **kw
+    )
+
+
+async def test_round_trips_per_batchget(tmp_path: Path, valkey: Any) -> None:
+    svc = await open_service(tmp_path, valkey.url)
+    try:
+        cache = svc.stores.cache
+        assert isinstance(cache, ValkeyCache)
+        await cache._client.flushall()
+        ids = [f"rt{i}" for i in range(100)]
+        await svc.write(WriteRequest(rows=[row(e, 1) for e in ids]))
+        await cache._client.flushall()  # cold cache
+        req = GetRequest(entities={"rider": ids}, features=FEATURES)
+        before = cache.calls
+        resp = await svc.get(req)
+        cold = cache.calls - before
+        assert all(s == "PRESENT" for r in resp.rows for s in r.statuses)
+        before = cache.calls
+        resp = await svc.get(req)
+        warm = cache.calls - before
+        assert all(r.values == [1] * 10 for r in resp.rows)
+        # one MGET on a hit; one MGET plus one pipelined fill on a miss
+        assert (cold, warm) == (2, 1)
+    finally:
+        await svc.close()
+
+
+async def test_write_then_read_when_valkey_dies_before_the_settle(
+    tmp_path: Path, valkey_factory: Callable[..., Any]
+) -> None:
+    server = valkey_factory()
+    svc = await open_service(tmp_path, server.url, retry_after_seconds=0.2)
+    try:
+        await svc.write(WriteRequest(rows=[row("k1", 1)]))
+        assert (await svc.get(GetRequest(entities={"rider": ["k1"]}, features=FEATURES))).rows[
+            0
+        ].values[0] == 1
+        cache = svc.stores.cache
+        assert isinstance(cache, ValkeyCache)
+        real_settle = cache.settle
+
+        async def settle_after_kill(items: Any) -> None:
+            server.kill()
+            await real_settle(items)
+
+        cache.settle = settle_after_kill  # type: ignore[method-assign]
+        resp = await svc.write(WriteRequest(rows=[row("k1", 2, T0 + timedelta(seconds=1))]))
+        assert resp.results[0].status == "WRITTEN"
+        cache.settle = real_settle  # type: ignore[method-assign]
+        # ValKey is down: the read goes to the store
+        got = await svc.get(GetRequest(entities={"rider": ["k1"]}, features=FEATURES))
+        assert got.rows[0].values[0] == 2
+        # ValKey comes back (empty): used again without a restart, still the new value
+        server.start()
+        await asyncio.sleep(0.3)
+        for _ in range(3):
+            got = await svc.get(GetRequest(entities={"rider": ["k1"]}, features=FEATURES))
+            assert got.rows[0].values[0] == 2
+        assert (await cache.lookup([RowKey("rider", "k1", "vk_stats", 1)]))[0][0] != MISS
+    finally:
+        await svc.close()
+
+
+async def test_valkey_unreachable_reads_fall_back_and_writes_refuse(
+    tmp_path: Path, valkey: Any
+) -> None:
+    host, port = "127.0.0.1", valkey.port
+    async with FaultProxy(host, port) as proxy:
+        svc = await open_service(
+            tmp_path,
+            f"redis://127.0.0.1:{proxy.port}/0",
+            socket_timeout=0.1,
+            retry_after_seconds=0.2,
+        )
+        try:
+            await svc.write(WriteRequest(rows=[row("u1", 1)]))
+            proxy.drop()
+            got = await svc.get(GetRequest(entities={"rider": ["u1"]}, features=FEATURES))
+            assert got.rows[0].values[0] == 1
+            ok, backends = await svc.readiness()
+            assert ok
+            assert backends["cache"] != "ok"
+            from dsfeatures.errors import BackendUnavailable
+
+            with pytest.raises(BackendUnavailable):
+                await svc.write(WriteRequest(rows=[row("u1", 2, T0 + timedelta(seconds=1))]))
+            proxy.pass_through()
+            await asyncio.sleep(0.3)
+            resp = await svc.write(WriteRequest(rows=[row("u1", 3, T0 + timedelta(seconds=2))]))
+            assert resp.results[0].status == "WRITTEN"
+            got = await svc.get(GetRequest(entities={"rider": ["u1"]}, features=FEATURES))
+            assert got.rows[0].values[0] == 3
+        finally:
+            await svc.close()
+
+
+async def test_concurrent_writers_and_readers_never_go_back(tmp_path: Path, valkey: Any) -> None:
+    """Every read returns the revision acknowledged before it started, or a newer one."""
+    svc = await open_service(tmp_path, valkey.url)
+    cache = svc.stores.cache
+    assert isinstance(cache, ValkeyCache)
+    await cache._client.flushall()
+    ids = [f"cw{i}" for i in range(5)]
+    acked: dict[str, int] = dict.fromkeys(ids, 0)
+    violations: list[str] = []
+    stop = asyncio.Event()
+
+    async def writer(eid: str) -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            r = await svc.write(
+                WriteRequest(rows=[row(eid, n, T0 + timedelta(milliseconds=n))], writer="w")
+            )
+            if r.results[0].status == "WRITTEN":
+                acked[eid] = max(acked[eid], n)
+
+    async def reader() -> None:
+        rnd = random.Random()
+        while not stop.is_set():
+            eid = rnd.choice(ids)
+            floor = acked[eid]
+            got = await svc.get(GetRequest(entities={"rider": [eid]}, features=FEATURES))
+            v = got.rows[0].values[0]
+            seen = 0 if v is None else v
+            if seen < floor:
+                violations.append(f"{eid}: read {seen} after {floor} was acknowledged")
+
+    try:
+        tasks = [asyncio.create_task(writer(e)) for e in ids for _ in range(2)]
+        tasks += [asyncio.create_task(reader()) for _ in range(6)]
+        await asyncio.sleep(3.0)
+        stop.set()
+        await asyncio.gather(*tasks)
+        assert not violations, violations[:5]
+        assert sum(acked.values()) > 50
+    finally:
+        await svc.close()
