@@ -1,17 +1,22 @@
-"""The ``dsfeatures`` command: serve, apply registry definitions, print the OpenAPI document."""
+"""The ``dsfeatures`` command: serve, apply registry definitions, create the DynamoDB table,
+print the OpenAPI document."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import msgspec
 import orjson
 
 from dsfeatures.errors import DSFError
+
+if TYPE_CHECKING:
+    from dsfeatures.config import Config
+    from dsfeatures.stores.dynamodb import TableSetup
 
 __all__ = ["main"]
 
@@ -105,6 +110,52 @@ def registry_apply(directory: Path, url: str, token: str | None) -> None:
             click.echo(f"{f}: {g.name}@{g.version}: {resp.status}")
     if failed:
         sys.exit(1)
+
+
+@main.group()
+def dynamodb() -> None:
+    """Manage the DynamoDB table of the persistent store."""
+
+
+@dynamodb.command("create-table")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config file.")
+@click.option("--table", help="Table name (DSF_DYNAMODB_TABLE).")
+@click.option("--endpoint", help="Endpoint URL of a local server (DSF_DYNAMODB_ENDPOINT).")
+@click.option("--region", help="AWS region (DSF_AWS_REGION).")
+def dynamodb_create_table(
+    config_path: str | None, table: str | None, endpoint: str | None, region: str | None
+) -> None:
+    """Create the table named by the config if it is missing, and enable its TTL.
+
+    Idempotent: an existing table with the right keys is left as it is.
+    """
+    from dsfeatures.config import load_config
+
+    try:
+        config = load_config(
+            config_path,
+            overrides={"dynamodb": {"table": table, "endpoint": endpoint, "region": region}},
+        )
+        if not config.dynamodb.table:
+            raise click.ClickException(
+                "no table named: set dynamodb.table in --config, DSF_DYNAMODB_TABLE or --table"
+            )
+        setup = asyncio.run(_create_table(config))
+    except DSFError as e:
+        raise click.ClickException(e.message) from None
+    state = "created" if setup.created else "already exists"
+    click.echo(f"table {config.dynamodb.table}: {state}; TTL on attribute ttl: {setup.ttl}")
+
+
+async def _create_table(config: Config) -> TableSetup:
+    from dsfeatures.stores.dynamodb import DynamoTable, create_table
+
+    table = DynamoTable(config.dynamodb)
+    await table.open(check=False)
+    try:
+        return await create_table(table.client, table.name)
+    finally:
+        await table.close()
 
 
 @main.command()

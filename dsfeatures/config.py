@@ -11,10 +11,10 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
-from msgspec import Struct, field
+from msgspec import Meta, Struct, field
 
 from dsfeatures.errors import InvalidRequest
 
@@ -79,7 +79,8 @@ class CacheConfig(Struct, frozen=True, forbid_unknown_fields=True):
     """The hot cache in front of the persistent store."""
 
     type: Literal["memory", "valkey", "none"] = "memory"
-    """``memory`` (in-process LRU), ``valkey`` or ``none``. Default ``memory``."""
+    """``memory`` (in-process LRU), ``valkey`` or ``none``. Default ``memory``; ``valkey``
+    when ``valkey_url`` is set; ``none`` when a DynamoDB table is set without ValKey."""
     max_entries: int = 200_000
     """Rows kept by the in-process LRU. Default 200,000."""
     valkey_url: str = ""
@@ -109,6 +110,18 @@ class DynamoDBConfig(Struct, frozen=True, forbid_unknown_fields=True):
     """Endpoint URL (for a local DynamoDB-API server); empty means AWS."""
     region: str = "us-east-1"
     """AWS region. Default ``us-east-1``."""
+    connect_timeout: Annotated[float, Meta(gt=0)] = 1.0
+    """Seconds to open a connection to DynamoDB. Default 1."""
+    read_timeout: Annotated[float, Meta(gt=0)] = 2.0
+    """Seconds to wait for one DynamoDB response. Default 2."""
+    pool_size: Annotated[int, Meta(ge=1, le=1000)] = 64
+    """Most open HTTP connections to DynamoDB per worker process. Default 64."""
+    retry_deadline: Annotated[float, Meta(gt=0)] = 1.5
+    """Seconds a batch call keeps retrying unprocessed keys and throttling. Default 1.5."""
+    access_key_id: str = ""
+    """AWS access key id; empty means boto's default chain (or ``dsf`` with ``endpoint``)."""
+    secret_access_key: str = ""
+    """AWS secret access key, with ``access_key_id``; empty means boto's default chain."""
 
 
 class OpenSearchConfig(Struct, frozen=True, forbid_unknown_fields=True):
@@ -231,8 +244,14 @@ def load_config(
         for key, value in values.items():
             if value is not None:
                 raw.setdefault(section, {})[key] = value
-    if raw.get("cache", {}).get("valkey_url") and "type" not in raw.get("cache", {}):
-        raw["cache"]["type"] = "valkey"
+    cache = raw.setdefault("cache", {})
+    if "type" not in cache:
+        if cache.get("valkey_url"):
+            cache["type"] = "valkey"
+        elif raw.get("dynamodb", {}).get("table"):
+            # Several daemons share DynamoDB; an in-process cache in each would
+            # serve rows another daemon overwrote. Only ValKey is shared.
+            cache["type"] = "none"
     try:
         cfg = msgspec.convert(raw, Config)
     except msgspec.ValidationError as e:

@@ -15,6 +15,7 @@ from dsfeatures.client._settings import (
     DEFAULT_TIMEOUT,
 )
 from dsfeatures.client._sync import Client
+from dsfeatures.client.producer import PayloadBuilder
 from dsfeatures.errors import (
     BackendUnavailable,
     Conflict,
@@ -79,6 +80,7 @@ __all__ = [
     "Lineage",
     "NotFound",
     "Owner",
+    "PayloadBuilder",
     "PayloadTooLarge",
     "RegisterResponse",
     "RegisteredGroup",

@@ -1,4 +1,8 @@
-"""Stores behind small async protocols; embedded ones (SQLite, LRU, numpy index) by default."""
+"""Stores behind small async protocols; embedded ones (SQLite, LRU, numpy index) by default.
+
+The DynamoDB stores live in :mod:`dsfeatures.stores.dynamodb` and
+:mod:`dsfeatures.stores.dynamodb_registry`; they need aioboto3 (the ``dynamodb`` extra).
+"""
 
 from dsfeatures.stores.factory import Stores, open_stores
 from dsfeatures.stores.memory_cache import MemoryCache

@@ -85,35 +85,72 @@ async def open_stores(config: Config, *, workers: int = 1) -> Stores:
         workers: how many worker processes share the stores.
 
     Raises:
-        ConfigError: a backend is named that this version cannot run.
+        ConfigError: a backend is named that this version cannot run, or the DynamoDB
+            table does not exist.
+        BackendUnavailable: DynamoDB did not answer.
     """
-    if config.dynamodb.table:
-        raise ConfigError("dynamodb.table: the DynamoDB store is not available in this version")
     if config.auth.tokens_file:
         # Refuse rather than serve unauthenticated while the operator asked for tokens.
         raise ConfigError("auth.tokens_file: token authentication is not available in this version")
     if config.opensearch.url:
         raise ConfigError("opensearch.url: the OpenSearch store is not available in this version")
     cache = _CACHES[config.cache.type](config, workers)
-    db = SqliteDatabase(config.data_path / "dsfeatures.db")
-    await db.open()
-    rows = SqliteRowStore(db, "rows")
-    vectors = EmbeddedVectorStore(SqliteRowStore(db, "vectors", track_generations=True))
+    closers: list[Callable[[], Awaitable[None]]] = []
+    try:
+        db = SqliteDatabase(config.data_path / "dsfeatures.db")
+        await db.open()
+        closers.append(db.close)
+        # Embedding groups stay on the embedded vector store (the SQLite file in
+        # data_dir) even with DynamoDB, until the OpenSearch store exists.
+        vectors = EmbeddedVectorStore(SqliteRowStore(db, "vectors", track_generations=True))
+        closers.append(vectors.close)
+        rows: RowStore
+        registry: RegistryStore
+        audit: AuditLog
+        if config.dynamodb.table:
+            rows, registry, audit, table_close = await _open_dynamodb(config)
+            closers.append(table_close)
+        else:
+            rows, registry, audit = (
+                SqliteRowStore(db, "rows"),
+                SqliteRegistryStore(db),
+                SqliteAuditLog(db),
+            )
+        if cache is not None:
+            await cache.open()
+            closers.append(cache.close)
+    except BaseException:
+        for close in reversed(closers):
+            await close()
+        raise
     stores = Stores(
         rows=rows,
         vectors=vectors,
-        registry=SqliteRegistryStore(db),
-        audit=SqliteAuditLog(db),
+        registry=registry,
+        audit=audit,
         cache=cache,
         backend_names={
-            "rows": "sqlite",
+            "rows": "dynamodb" if config.dynamodb.table else "sqlite",
             "vectors": "embedded",
             "cache": config.cache.type if cache is not None else "none",
         },
     )
-    stores._closers.append(db.close)
-    stores._closers.append(vectors.close)
-    if cache is not None:
-        await cache.open()
-        stores._closers.append(cache.close)
+    stores._closers.extend(closers)
     return stores
+
+
+async def _open_dynamodb(
+    config: Config,
+) -> tuple[RowStore, RegistryStore, AuditLog, Callable[[], Awaitable[None]]]:
+    """Rows, registry and audit log on one DynamoDB table, sharing one client."""
+    try:
+        # Imported here: aioboto3 is needed (and installed) only where DynamoDB is used.
+        from dsfeatures.stores.dynamodb import DynamoRowStore, DynamoTable
+        from dsfeatures.stores.dynamodb_registry import DynamoAuditLog, DynamoRegistryStore
+    except ImportError as e:
+        raise ConfigError(
+            f"dynamodb.table: the DynamoDB store needs aioboto3 ({e}); install dsfeatures[dynamodb]"
+        ) from None
+    table = DynamoTable(config.dynamodb)
+    await table.open()
+    return DynamoRowStore(table), DynamoRegistryStore(table), DynamoAuditLog(table), table.close

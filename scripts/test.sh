@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Set up, then run every check CI runs: ruff (lint and format), mypy, import-linter,
+# pytest, and the Go SDK's go vet / go test when sdk_go_compat/go.mod exists.
+#
+# Usage: scripts/test.sh [PYTEST_ARGS...]   (arguments go to pytest only)
+#
+# Setup is .venv (scripts/setup.sh) and the real servers the integration tests start
+# (scripts/servers/install.sh, when present). Every check runs even after one fails;
+# the exit status is non-zero if any failed. CI (CI=true, set by CI systems) is passed
+# through untouched: with it, a missing server or tool fails instead of being skipped.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+in_ci() { [[ "${CI:-}" =~ ^(1|true|yes|TRUE|True)$ ]]; }
+
+scripts/setup.sh || { echo "test: setup failed" >&2; exit 1; }
+export PATH="$PWD/.venv/bin:$PATH"
+
+names=()
+results=()
+failed=0
+
+record() {  # record NAME RESULT IS_FAILURE
+    names+=("$1")
+    results+=("$2")
+    [[ $3 -eq 0 ]] || failed=1
+}
+
+run() {  # run NAME CMD...: run one check, record its result and time
+    local name="$1"
+    shift
+    echo
+    echo "=== $name: $*"
+    local start=$SECONDS rc=0
+    "$@" || rc=$?
+    local took=$((SECONDS - start))
+    if [[ $rc -eq 0 ]]; then
+        record "$name" "ok      ${took}s" 0
+    else
+        record "$name" "FAILED  ${took}s (exit $rc)" 1
+    fi
+}
+
+# Servers for the integration tests: locally a server that cannot be installed only
+# makes the tests that need it skip (they say so); under CI it is a failure.
+if [[ -x scripts/servers/install.sh ]]; then
+    echo
+    echo "=== servers: scripts/servers/install.sh"
+    start=$SECONDS
+    if scripts/servers/install.sh; then
+        record "servers" "ok      $((SECONDS - start))s" 0
+    elif in_ci; then
+        record "servers" "FAILED  $((SECONDS - start))s" 1
+    else
+        record "servers" "WARNING not all installed; tests needing them skip" 0
+    fi
+fi
+
+run "ruff check" ruff check .
+run "ruff format" ruff format --check .
+run "mypy" mypy
+run "import-linter" lint-imports
+# python -m puts the repository root on sys.path, so tests can import tests.servers.
+run "pytest" python -m pytest "$@"
+
+if [[ -f sdk_go_compat/go.mod ]]; then
+    if command -v go >/dev/null 2>&1; then
+        run "go vet" bash -c 'cd sdk_go_compat && go vet ./...'
+        run "go test" bash -c 'cd sdk_go_compat && go test ./...'
+    elif in_ci; then
+        record "go" "FAILED  go is not installed" 1
+    else
+        record "go" "WARNING go is not installed; Go SDK not tested" 0
+    fi
+fi
+
+echo
+echo "=== summary"
+for i in "${!names[@]}"; do
+    printf '  %-14s %s\n' "${names[$i]}" "${results[$i]}"
+done
+if [[ $failed -ne 0 ]]; then
+    echo "test: FAILED"
+    exit 1
+fi
+echo "test: all checks passed"
