@@ -12,17 +12,21 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import shutil
 import signal
 import socket
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from dsfeatures.api import INFLIGHT, create_app
 from dsfeatures.config import Config
+from dsfeatures.errors import DSFError
 
 __all__ = ["bind_socket", "serve"]
 
@@ -50,7 +54,7 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     return loop
 
 
-async def _run_worker(config: Config, port: int, workers: int) -> None:
+async def _run_worker(config: Config, port: int, workers: int, ready: Any) -> None:
     app = create_app(config, workers=workers)
     runner = web.AppRunner(
         app,
@@ -67,6 +71,8 @@ async def _run_worker(config: Config, port: int, workers: int) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     log.info("worker %d listening on http://%s:%d", os.getpid(), config.server.host, port)
+    if ready is not None:
+        ready.set()
     try:
         await stop.wait()
     finally:
@@ -80,22 +86,49 @@ async def _run_worker(config: Config, port: int, workers: int) -> None:
         await runner.cleanup()
 
 
-def _worker_main(config: Config, port: int, workers: int) -> None:
+def _worker_main(config: Config, port: int, workers: int, ready: Any = None) -> None:
     _setup_logging(config)
     loop = _new_loop()
     asyncio.set_event_loop(loop)
     try:
-        loop.run_until_complete(_run_worker(config, port, workers))
+        loop.run_until_complete(_run_worker(config, port, workers, ready))
+    except DSFError as e:  # a bad backend setting: say what, without a traceback
+        log.error("cannot start: %s", e.message)
+        sys.exit(2)
     finally:
         loop.close()
 
 
+class _JsonFormatter(logging.Formatter):
+    """One JSON object per line (properly escaped), with the exception if any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {
+            "t": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "pid": record.process,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(doc).decode()
+
+
 def _setup_logging(config: Config) -> None:
-    logging.basicConfig(
-        level=config.server.log_level.upper(),
-        format='{"t":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}',
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonFormatter())
+    logging.basicConfig(level=config.server.log_level.upper(), handlers=[handler], force=True)
+
+
+class _Announce:
+    """Prints the listening line once the first worker serves (tests and humans wait for it)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.line = f"dsfeatures listening on http://{host}:{port}"
+
+    def set(self) -> None:
+        print(self.line, flush=True)
 
 
 def serve(config: Config) -> None:
@@ -108,18 +141,39 @@ def serve(config: Config) -> None:
     workers = config.server.workers
     holder = bind_socket(config.server.host, config.server.port)
     port = holder.getsockname()[1]  # resolves port 0 once for every worker
-    print(f"dsfeatures listening on http://{config.server.host}:{port}", flush=True)
     if workers == 1:
         holder.close()
-        _worker_main(config, port, 1)
+        _worker_main(config, port, 1, _Announce(config.server.host, port))
         return
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="dsf-metrics-"))
+    # prometheus-client's multiprocess mode: every worker writes its samples under
+    # this folder; /metrics merges them. A folder we made is removed at exit; one
+    # the operator named is emptied of a previous run's files.
+    made_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+    metrics_dir = os.environ.setdefault(
+        "PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="dsf-metrics-")
+    )
+    if not made_dir:
+        for old in Path(metrics_dir).glob("*.db"):
+            old.unlink()
+    try:
+        _supervise(config, port, workers, holder)
+    finally:
+        if made_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _supervise(config: Config, port: int, workers: int, holder: socket.socket) -> None:
     ctx = multiprocessing.get_context("spawn")
     procs: dict[int, Any] = {}
+    ready: dict[int, Any] = {}
+    announced = False
 
     def start(slot: int) -> None:
+        ready[slot] = ctx.Event()
         p = ctx.Process(
-            target=_worker_main, args=(config, port, workers), name=f"dsf-worker-{slot}"
+            target=_worker_main,
+            args=(config, port, workers, ready[slot]),
+            name=f"dsf-worker-{slot}",
         )
         p.start()
         procs[slot] = p
@@ -140,13 +194,24 @@ def serve(config: Config) -> None:
     signal.signal(signal.SIGINT, on_signal)
     last_restart: dict[int, float] = {}
     while True:
+        if not announced and all(e.is_set() for e in ready.values()):
+            print(f"dsfeatures listening on http://{config.server.host}:{port}", flush=True)
+            announced = True
         sentinels = {p.sentinel: slot for slot, p in procs.items()}
-        ready = multiprocessing.connection.wait(list(sentinels), timeout=1.0)
-        for s in ready:
+        done = multiprocessing.connection.wait(list(sentinels), timeout=0.2)
+        for s in done:
             slot = sentinels[s]
             procs[slot].join()
             if stopping:
                 continue
+            if not ready[slot].is_set():
+                # It died before serving (a bad setting, a backend down at start):
+                # restarting would only repeat that. Stop everything and say so.
+                log.error("worker %d failed to start (exit %s)", slot, procs[slot].exitcode)
+                on_signal(signal.SIGTERM, None)
+                for p in procs.values():
+                    p.join()
+                sys.exit(2)
             log.warning("worker %d exited with %s; restarting", slot, procs[slot].exitcode)
             if time.monotonic() - last_restart.get(slot, 0.0) < 1.0:
                 time.sleep(1.0)
