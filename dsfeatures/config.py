@@ -99,6 +99,8 @@ class CacheConfig(Struct, frozen=True, forbid_unknown_fields=True):
     """Seconds per ValKey command before it counts as failed. Default 0.25."""
     retry_after_seconds: float = 1.0
     """Seconds the cache is bypassed after a ValKey failure. Default 1."""
+    key_prefix: str = "dsf"
+    """First part of every ValKey key, to share one ValKey between deployments. Default dsf."""
 
 
 class DynamoDBConfig(Struct, frozen=True, forbid_unknown_fields=True):

@@ -67,6 +67,7 @@ def _valkey_cache(config: Config, workers: int) -> RowCache | None:
         fill_window_ms=c.fill_window_ms,
         socket_timeout=c.socket_timeout,
         retry_after_seconds=c.retry_after_seconds,
+        key_prefix=c.key_prefix,
     )
 
 

@@ -96,9 +96,9 @@ return 6
 """
 
 
-def cache_key(key: RowKey) -> bytes:
+def cache_key(key: RowKey, prefix: str = "dsf") -> bytes:
     """The ValKey key of a row (entity id last, so any id is safe)."""
-    return f"dsf:{key.group}:{key.version}:{key.entity_type}:{key.entity_id}".encode()
+    return f"{prefix}:{key.group}:{key.version}:{key.entity_type}:{key.entity_id}".encode()
 
 
 def _row_value(rec: Record) -> bytes:
@@ -118,6 +118,7 @@ class ValkeyCache:
         fill_window_ms: a reader fills only this soon after its lookup.
         socket_timeout: seconds per ValKey command.
         retry_after_seconds: how long the breaker bypasses a failed ValKey.
+        key_prefix: first part of every key (several deployments can share a ValKey).
     """
 
     def __init__(
@@ -131,10 +132,12 @@ class ValkeyCache:
         fill_window_ms: int = 2_000,
         socket_timeout: float = 0.25,
         retry_after_seconds: float = 1.0,
+        key_prefix: str = "dsf",
     ) -> None:
         if not settled_ttl_ms > fill_window_ms or not marker_ttl_ms > fill_window_ms:
             raise ValueError("marker lifetimes must exceed the fill window")
         self._url = url
+        self._prefix = key_prefix
         self._cluster = cluster
         self._ttl_ms = ttl_seconds * 1000
         self._marker_ms = marker_ttl_ms
@@ -206,7 +209,7 @@ class ValkeyCache:
         """One MGET (per node in cluster mode) for every key of the request."""
         self._check()
         ticket = int(time.monotonic() * 1000)
-        ks = [cache_key(k) for k in keys]
+        ks = [cache_key(k, self._prefix) for k in keys]
         self.calls += 1
         try:
             raw = await (
@@ -238,7 +241,7 @@ class ValkeyCache:
         pipe = self._client.pipeline(transaction=False)
         for key, rec in items:
             val = b"A" if rec is None else _row_value(rec)
-            pipe.set(cache_key(key), val, px=self._ttl_ms, nx=True)
+            pipe.set(cache_key(key, self._prefix), val, px=self._ttl_ms, nx=True)
         self.calls += 1
         try:
             await pipe.execute()
@@ -249,7 +252,7 @@ class ValkeyCache:
     async def mark(self, keys: Sequence[RowKey]) -> None:
         """MARK every key before the durable write (raises if ValKey cannot be marked)."""
         self._check()
-        ks = [cache_key(k) for k in keys]
+        ks = [cache_key(k, self._prefix) for k in keys]
         try:
             await self._run_scripts(
                 "mark",
@@ -273,7 +276,7 @@ class ValkeyCache:
             else:
                 args = ["U", b"", 0]
             args += [self._ttl_ms, self._settled_ms]
-            calls.append((self._settle_sha, _SETTLE, [cache_key(key)], args))
+            calls.append((self._settle_sha, _SETTLE, [cache_key(key, self._prefix)], args))
         try:
             await self._run_scripts("settle", calls)
         except (RedisError, OSError) as e:

@@ -8,6 +8,7 @@ storage (to prove persistence) and stop it.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any, Protocol
 
 import pytest
 
+from dsfeatures.config import DynamoDBConfig
 from dsfeatures.stores import (
     EmbeddedVectorStore,
     Record,
@@ -25,6 +27,7 @@ from dsfeatures.stores import (
     WriteOp,
     decide,
 )
+from dsfeatures.stores.dynamodb import DynamoRowStore, DynamoTable, create_table
 
 # --- backends -------------------------------------------------------------------------
 
@@ -77,17 +80,59 @@ class SqliteBackend:
             self._db = None
 
 
+class DynamoBackend:
+    """A fresh table on a DynamoDB-API server (dynalite or moto)."""
+
+    def __init__(self, endpoint: str, table: str) -> None:
+        self._config = DynamoDBConfig(table=table, endpoint=endpoint)
+        self._table: DynamoTable | None = None
+        self.store: RowStore
+
+    async def start(self) -> None:
+        table = DynamoTable(self._config)
+        await table.open(check=False)
+        await create_table(table.client, self._config.table)
+        self._table = table
+        self.store = DynamoRowStore(table)
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    async def stop(self) -> None:
+        if self._table is not None:
+            await self._table.close()
+            self._table = None
+
+
+def _dynamo(server: str) -> Callable[[Path, pytest.FixtureRequest], Backend]:
+    def make(tmp: Path, request: pytest.FixtureRequest) -> Backend:
+        endpoint = request.getfixturevalue(server).endpoint
+        return DynamoBackend(endpoint, f"contract-{uuid.uuid4().hex[:12]}")
+
+    return make
+
+
 #: Backend name -> how to build it in a test's temporary folder.
-BACKENDS: dict[str, Callable[[Path], Backend]] = {
-    "sqlite": lambda tmp: SqliteBackend(tmp / "x.db", "rows"),
-    "sqlite-vectors": lambda tmp: SqliteBackend(tmp / "x.db", "vectors"),
-    "embedded-vectors": lambda tmp: SqliteBackend(tmp / "x.db", "vectors", vector_index=True),
+BACKENDS: dict[str, Callable[[Path, pytest.FixtureRequest], Backend]] = {
+    "sqlite": lambda tmp, _: SqliteBackend(tmp / "x.db", "rows"),
+    "sqlite-vectors": lambda tmp, _: SqliteBackend(tmp / "x.db", "vectors"),
+    "embedded-vectors": lambda tmp, _: SqliteBackend(tmp / "x.db", "vectors", vector_index=True),
+    "dynalite": _dynamo("dynalite"),
+    "moto": _dynamo("moto"),
 }
+#: Backends that need a real server started by the test session.
+_SERVERS = {"dynalite", "moto"}
 
 
-@pytest.fixture(params=list(BACKENDS))
+@pytest.fixture(
+    params=[
+        pytest.param(name, marks=pytest.mark.integration) if name in _SERVERS else name
+        for name in BACKENDS
+    ]
+)
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    b = BACKENDS[request.param](tmp_path)
+    b = BACKENDS[request.param](tmp_path, request)
     await b.start()
     try:
         yield b

@@ -7,6 +7,7 @@ loop (rather than in the SQLite threads) fails the test.
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,10 +17,11 @@ import msgspec
 import pytest
 from blockbuster import blockbuster_ctx
 
-from dsfeatures.config import load_config
+from dsfeatures.config import DynamoDBConfig, load_config
 from dsfeatures.errors import Conflict, InvalidRequest, NotFound, UnknownFeature
 from dsfeatures.registry import Feature, FeatureGroup, Lineage, Owner
 from dsfeatures.service import Service
+from dsfeatures.stores.dynamodb import DynamoTable, create_table
 from dsfeatures.wire import (
     DeleteRequest,
     GetRequest,
@@ -79,10 +81,58 @@ def limits(request: pytest.FixtureRequest) -> dict[str, int]:
     return getattr(request, "param", {})
 
 
+#: Store configurations every service test runs on: the same cases, every backend.
+#: name -> (DynamoDB server fixture or None, ValKey fixture or None)
+BACKENDS: dict[str, tuple[str | None, str | None]] = {
+    "embedded": (None, None),
+    "sqlite+valkey": (None, "valkey"),
+    "dynalite": ("dynalite", None),
+    "moto+valkey": ("moto", "valkey"),
+    "dynalite+valkey-cluster": ("dynalite", "valkey_cluster"),
+}
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(n, marks=pytest.mark.integration) if n != "embedded" else n for n in BACKENDS
+    ]
+)
+async def backend_overrides(request: pytest.FixtureRequest) -> dict[str, dict[str, Any]]:
+    """Config sections selecting this test's backends (fresh table, fresh key prefix)."""
+    dynamo, cache = BACKENDS[request.param]
+    out: dict[str, dict[str, Any]] = {}
+    if dynamo is not None:
+        endpoint = request.getfixturevalue(dynamo).endpoint
+        table = f"svc-{uuid.uuid4().hex[:12]}"
+        out["dynamodb"] = {"table": table, "endpoint": endpoint}
+        t = DynamoTable(DynamoDBConfig(table=table, endpoint=endpoint))
+        await t.open(check=False)
+        try:
+            await create_table(t.client, table)
+        finally:
+            await t.close()
+    if cache is not None:
+        server = request.getfixturevalue(cache)
+        out["cache"] = {
+            "type": "valkey",
+            "valkey_url": server.url,
+            "valkey_cluster": cache == "valkey_cluster",
+            "key_prefix": f"t{uuid.uuid4().hex[:10]}",
+        }
+    return out
+
+
 @pytest.fixture
-async def svc(tmp_path: Path, limits: dict[str, int]) -> AsyncIterator[Service]:
+async def svc(
+    tmp_path: Path, limits: dict[str, int], backend_overrides: dict[str, dict[str, Any]]
+) -> AsyncIterator[Service]:
     config = load_config(
-        env={}, overrides={"server": {"data_dir": str(tmp_path / "data")}, "limits": limits}
+        env={},
+        overrides={
+            "server": {"data_dir": str(tmp_path / "data")},
+            "limits": limits,
+            **backend_overrides,
+        },
     )
     service = await Service.open(config)
     with blockbuster_ctx():
