@@ -54,8 +54,25 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     return loop
 
 
-async def _run_worker(config: Config, port: int, workers: int, ready: Any) -> None:
-    app = create_app(config, workers=workers)
+class _SharedCounter:
+    """The registry change counter in shared memory (a ChangeSignal for every worker)."""
+
+    def __init__(self, value: Any) -> None:
+        self._v = value
+
+    def current(self) -> int:
+        return int(self._v.value)
+
+    def bump(self) -> None:
+        with self._v.get_lock():
+            self._v.value += 1
+
+
+async def _run_worker(
+    config: Config, port: int, workers: int, ready: Any, counter: Any = None
+) -> None:
+    signal_ = _SharedCounter(counter) if counter is not None else None
+    app = create_app(config, workers=workers, registry_signal=signal_)
     runner = web.AppRunner(
         app,
         shutdown_timeout=config.server.shutdown_timeout,
@@ -86,12 +103,14 @@ async def _run_worker(config: Config, port: int, workers: int, ready: Any) -> No
         await runner.cleanup()
 
 
-def _worker_main(config: Config, port: int, workers: int, ready: Any = None) -> None:
+def _worker_main(
+    config: Config, port: int, workers: int, ready: Any = None, counter: Any = None
+) -> None:
     _setup_logging(config)
     loop = _new_loop()
     asyncio.set_event_loop(loop)
     try:
-        loop.run_until_complete(_run_worker(config, port, workers, ready))
+        loop.run_until_complete(_run_worker(config, port, workers, ready, counter))
     except DSFError as e:  # a bad backend setting: say what, without a traceback
         log.error("cannot start: %s", e.message)
         sys.exit(2)
@@ -167,12 +186,13 @@ def _supervise(config: Config, port: int, workers: int, holder: socket.socket) -
     procs: dict[int, Any] = {}
     ready: dict[int, Any] = {}
     announced = False
+    counter = ctx.Value("Q", 0)
 
     def start(slot: int) -> None:
         ready[slot] = ctx.Event()
         p = ctx.Process(
             target=_worker_main,
-            args=(config, port, workers, ready[slot]),
+            args=(config, port, workers, ready[slot], counter),
             name=f"dsf-worker-{slot}",
         )
         p.start()

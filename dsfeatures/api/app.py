@@ -19,6 +19,7 @@ from dsfeatures.api.middleware import INFLIGHT, Inflight, error_middleware
 from dsfeatures.api.openapi import openapi_document
 from dsfeatures.config import Config
 from dsfeatures.service.core import Service
+from dsfeatures.service.registry import ChangeSignal
 
 __all__ = ["create_app", "package_version"]
 
@@ -50,12 +51,15 @@ async def _openapi(request: web.Request) -> web.Response:
     return web.Response(body=request.app[OPENAPI], content_type="application/json")
 
 
-def create_app(config: Config, *, workers: int = 1) -> web.Application:
+def create_app(
+    config: Config, *, workers: int = 1, registry_signal: ChangeSignal | None = None
+) -> web.Application:
     """Build the application: routes, middleware, and the service's lifecycle.
 
     Args:
         config: the daemon configuration.
         workers: how many worker processes share the stores.
+        registry_signal: the registry change counter shared by this daemon's workers.
     """
     app = web.Application(
         middlewares=[error_middleware], client_max_size=config.limits.max_body_bytes
@@ -68,7 +72,7 @@ def create_app(config: Config, *, workers: int = 1) -> web.Application:
     app.router.add_get("/openapi.json", _openapi)
 
     async def service_ctx(app: web.Application) -> AsyncIterator[None]:
-        svc = await Service.open(config, workers=workers)
+        svc = await Service.open(config, workers=workers, registry_signal=registry_signal)
         app[SERVICE] = svc
         refresher = asyncio.create_task(
             svc.registry.refresh_forever(config.server.registry_refresh_seconds)

@@ -16,7 +16,7 @@ from dsfeatures.registry.models import (
 )
 from dsfeatures.service.feast import feast_get
 from dsfeatures.service.fetch import Fetcher
-from dsfeatures.service.registry import RegistryService
+from dsfeatures.service.registry import ChangeSignal, RegistryService
 from dsfeatures.service.search import Searcher
 from dsfeatures.service.write import Writer, entity_hash
 from dsfeatures.stores.factory import Stores, open_stores
@@ -45,12 +45,14 @@ class Service:
     Build it with :meth:`open`; release it with :meth:`close`.
     """
 
-    def __init__(self, config: Config, stores: Stores) -> None:
+    def __init__(
+        self, config: Config, stores: Stores, registry_signal: ChangeSignal | None = None
+    ) -> None:
         self.config = config
         self.stores = stores
         timeout = config.server.request_timeout
         limits = config.limits
-        self.registry = RegistryService(stores.registry, stores.vectors)
+        self.registry = RegistryService(stores.registry, stores.vectors, registry_signal)
         self.fetcher = Fetcher(
             stores.rows,
             stores.vectors,
@@ -71,11 +73,19 @@ class Service:
         self.searcher = Searcher(stores.vectors, timeout=timeout)
 
     @classmethod
-    async def open(cls, config: Config, *, workers: int = 1) -> Service:
-        """Open the stores named by ``config`` and load the registry."""
+    async def open(
+        cls, config: Config, *, workers: int = 1, registry_signal: ChangeSignal | None = None
+    ) -> Service:
+        """Open the stores named by ``config`` and load the registry.
+
+        Args:
+            config: the configuration.
+            workers: worker processes sharing the stores.
+            registry_signal: shared change counter of this daemon's workers.
+        """
         stores = await open_stores(config, workers=workers)
         try:
-            svc = cls(config, stores)
+            svc = cls(config, stores, registry_signal)
             await svc.registry.load()
         except BaseException:
             await stores.close()
@@ -90,6 +100,7 @@ class Service:
 
     async def get(self, req: GetRequest) -> GetResponse:
         """BatchGet (see :class:`~dsfeatures.service.fetch.Fetcher`)."""
+        await self.registry.sync()
         try:
             return await self.fetcher.get(self.registry.catalog, req)
         except UnknownFeature:
@@ -101,6 +112,7 @@ class Service:
         self, entity_type: str, entity_id: str, features: list[str] | None, include_metadata: bool
     ) -> GetResponse:
         """Single get; without ``features``, every feature of the newest active versions."""
+        await self.registry.sync()
         if not features:
             features = self._all_features(entity_type)
             if not features and await self.registry.refresh():
@@ -125,6 +137,7 @@ class Service:
 
     async def write(self, req: WriteRequest, *, writer: str = "") -> WriteResponse:
         """Write rows through the one write path."""
+        await self.registry.sync()
         name = req.writer or writer or "anonymous"
         try:
             return await self.writer.write(self.registry.catalog, req, name)
@@ -154,6 +167,7 @@ class Service:
 
     async def search(self, req: SearchRequest) -> SearchResponse:
         """kNN search within an embedding group."""
+        await self.registry.sync()
         try:
             return await self.searcher.search(self.registry.catalog, req)
         except UnknownFeature:
@@ -163,6 +177,7 @@ class Service:
 
     async def feast_get(self, req: FeastRequest) -> FeastResponse:
         """The Feast-compatible read."""
+        await self.registry.sync()
         try:
             return await feast_get(self.registry.catalog, self.fetcher, req)
         except UnknownFeature:

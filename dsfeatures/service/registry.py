@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Literal
+from typing import Literal, Protocol
 
 from dsfeatures.errors import Conflict, InvalidRequest, NotFound
 from dsfeatures.registry.catalog import Catalog, CompiledGroup
@@ -19,9 +19,21 @@ from dsfeatures.registry.rules import behaviour_changes, fingerprint, validate_d
 from dsfeatures.service.clock import rfc3339
 from dsfeatures.stores.protocols import RegistryStore, VectorStore
 
-__all__ = ["RegistryService"]
+__all__ = ["ChangeSignal", "RegistryService"]
 
 log = logging.getLogger(__name__)
+
+
+class ChangeSignal(Protocol):
+    """A counter shared by the worker processes of one daemon: bumped on every
+    registry change, read before each request, so a change made through one
+    worker is seen by the next request on any other (other daemons poll)."""
+
+    def current(self) -> int:
+        """The counter's value."""
+
+    def bump(self) -> None:
+        """Announce a change."""
 
 
 class RegistryService:
@@ -32,11 +44,24 @@ class RegistryService:
         vectors: told about new embedding groups so it can prepare storage.
     """
 
-    def __init__(self, store: RegistryStore, vectors: VectorStore) -> None:
+    def __init__(
+        self, store: RegistryStore, vectors: VectorStore, signal: ChangeSignal | None = None
+    ) -> None:
         self._store = store
         self._vectors = vectors
+        self._signal = signal
+        self._seen = signal.current() if signal is not None else 0
         self.catalog = Catalog(())
         self._lock = asyncio.Lock()
+
+    async def sync(self) -> None:
+        """Reload now if another worker of this daemon announced a change (cheap otherwise)."""
+        if self._signal is not None and self._signal.current() != self._seen:
+            await self.refresh()
+
+    def _announce(self) -> None:
+        if self._signal is not None:
+            self._signal.bump()
 
     async def load(self) -> None:
         """Read the whole registry and swap in a new catalog."""
@@ -49,6 +74,8 @@ class RegistryService:
 
     async def refresh(self) -> bool:
         """Reload if another process changed the registry; return whether it did."""
+        if self._signal is not None:
+            self._seen = self._signal.current()
         if await self._store.generation() == self.catalog.generation:
             return False
         async with self._lock:
@@ -100,6 +127,8 @@ class RegistryService:
                 await self._store.replace(stored)
                 status = "updated"
             await self.load()
+            if status != "unchanged":
+                self._announce()
         return RegisterResponse(status=status, group=stored, similar=self._similar(group)), (
             status == "created"
         )
@@ -163,6 +192,7 @@ class RegistryService:
                 )
                 await self._store.replace(rg)
                 await self.load()
+                self._announce()
             return rg
 
     def versions(self, name: str) -> GroupVersions:
