@@ -165,3 +165,36 @@ def openapi() -> None:
     from dsfeatures.api.openapi import openapi_document
 
     click.echo(orjson.dumps(openapi_document(package_version()), option=orjson.OPT_INDENT_2))
+
+
+@main.group()
+def token() -> None:
+    """Make API tokens (the daemon keeps only their hashes)."""
+
+
+@token.command("new")
+@click.option("--name", required=True, help="Who the token is for (shown in audit records).")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    help="read, admin, write:*, write:group:NAME or write:team:TEAM (repeatable).",
+)
+def token_new(name: str, scopes: tuple[str, ...]) -> None:
+    """Print a new token (give it to the caller) and its tokens-file entry (for the daemon)."""
+    import json
+
+    from dsfeatures.service.auth import hash_token, is_scope, new_token
+
+    bad = [s for s in scopes if not is_scope(s)]
+    if bad:
+        raise click.BadParameter(f"unknown scope {bad[0]!r}", param_hint="--scope")
+    secret = new_token()
+    click.echo(f"token (shown once): {secret}", err=True)
+    # JSON string literals are valid TOML basic strings.
+    scope_list = ", ".join(json.dumps(s) for s in scopes)
+    click.echo(
+        f"[[tokens]]\nname = {json.dumps(name)}\nsha256 = {json.dumps(hash_token(secret))}\n"
+        f"scopes = [{scope_list}]"
+    )

@@ -13,11 +13,13 @@ import orjson
 from aiohttp import web
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
+from dsfeatures.api.auth import TOKENS, auth_middleware
 from dsfeatures.api.handlers import routes
 from dsfeatures.api.keys import CONFIG, METRICS, OPENAPI, SERVICE
 from dsfeatures.api.middleware import INFLIGHT, Inflight, error_middleware
 from dsfeatures.api.openapi import openapi_document
 from dsfeatures.config import Config
+from dsfeatures.service.auth import load_tokens
 from dsfeatures.service.core import Service
 from dsfeatures.service.registry import ChangeSignal
 
@@ -62,8 +64,11 @@ def create_app(
         registry_signal: the registry change counter shared by this daemon's workers.
     """
     app = web.Application(
-        middlewares=[error_middleware], client_max_size=config.limits.max_body_bytes
+        middlewares=[error_middleware, auth_middleware],
+        client_max_size=config.limits.max_body_bytes,
     )
+    if config.auth.tokens_file:
+        app[TOKENS] = load_tokens(config.auth.tokens_file)
     app[CONFIG] = config
     app[INFLIGHT] = Inflight()
     app[METRICS] = _metrics_renderer()

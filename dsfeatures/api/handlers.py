@@ -8,6 +8,7 @@ import msgspec
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from dsfeatures.api.auth import principal_of
 from dsfeatures.api.keys import METRICS, SERVICE
 from dsfeatures.errors import InvalidRequest
 from dsfeatures.registry.models import FeatureGroup, GroupList
@@ -108,14 +109,15 @@ async def get_entity(request: web.Request) -> web.Response:
 async def write_features(request: web.Request) -> web.Response:
     """Create, upsert or update rows."""
     req = await _decode(request, WriteRequest)
-    return _encode(request, await request.app[SERVICE].write(req))
+    return _encode(request, await request.app[SERVICE].write(req, principal=principal_of(request)))
 
 
 @routes.post("/v1/features/delete")
 async def delete_features(request: web.Request) -> web.Response:
     """Delete rows of some groups for some entities."""
     req = await _decode(request, DeleteRequest)
-    return _encode(request, await request.app[SERVICE].delete(req))
+    resp = await request.app[SERVICE].delete(req, principal=principal_of(request))
+    return _encode(request, resp)
 
 
 @routes.delete("/v1/entities/{entity_type}/{entity_id}")

@@ -7,6 +7,7 @@ import logging
 
 from dsfeatures.config import Config
 from dsfeatures.errors import UnknownFeature
+from dsfeatures.registry.catalog import parse_group_ref
 from dsfeatures.registry.models import (
     FeatureGroup,
     GroupSummary,
@@ -14,6 +15,7 @@ from dsfeatures.registry.models import (
     RegisteredGroup,
     RegisterResponse,
 )
+from dsfeatures.service.auth import Principal
 from dsfeatures.service.feast import feast_get
 from dsfeatures.service.fetch import Fetcher
 from dsfeatures.service.registry import ChangeSignal, RegistryService
@@ -135,10 +137,24 @@ class Service:
                 out.extend(f"{cg.name}@{cg.version}:{f}" for f in cg.features)
         return out
 
-    async def write(self, req: WriteRequest, *, writer: str = "") -> WriteResponse:
-        """Write rows through the one write path."""
+    async def write(
+        self, req: WriteRequest, *, writer: str = "", principal: Principal | None = None
+    ) -> WriteResponse:
+        """Write rows through the one write path.
+
+        With authentication on, ``principal`` must be allowed to write every
+        group of the request, and the stored writer is the token's name (with
+        the request's own ``writer`` label in brackets).
+        """
         await self.registry.sync()
         name = req.writer or writer or "anonymous"
+        if principal is not None:
+            catalog = self.registry.catalog
+            principal.require_write(
+                catalog.group(r.group, r.version, where=f"rows[{i}].group")
+                for i, r in enumerate(req.rows)
+            )
+            name = f"{principal.name} ({req.writer})" if req.writer else principal.name
         try:
             return await self.writer.write(self.registry.catalog, req, name)
         except UnknownFeature:
@@ -146,9 +162,17 @@ class Service:
                 raise
             return await self.writer.write(self.registry.catalog, req, name)
 
-    async def delete(self, req: DeleteRequest) -> DeleteResponse:
-        """Delete rows of some groups for some entities."""
+    async def delete(
+        self, req: DeleteRequest, *, principal: Principal | None = None
+    ) -> DeleteResponse:
+        """Delete rows of some groups for some entities (``principal`` must own them)."""
         await self.registry.refresh()
+        if principal is not None:
+            catalog = self.registry.catalog
+            for ref in req.groups:
+                name, version = parse_group_ref(ref, "groups")
+                found = catalog.versions(name) if version is None else [catalog.find(name, version)]
+                principal.require_write(g for g in found if g is not None)
         return DeleteResponse(await self.writer.delete(self.registry.catalog, req))
 
     async def erase(

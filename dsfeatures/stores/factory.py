@@ -90,9 +90,6 @@ async def open_stores(config: Config, *, workers: int = 1) -> Stores:
             table does not exist.
         BackendUnavailable: DynamoDB did not answer.
     """
-    if config.auth.tokens_file:
-        # Refuse rather than serve unauthenticated while the operator asked for tokens.
-        raise ConfigError("auth.tokens_file: token authentication is not available in this version")
     if config.opensearch.url:
         raise ConfigError("opensearch.url: the OpenSearch store is not available in this version")
     cache = _CACHES[config.cache.type](config, workers)
