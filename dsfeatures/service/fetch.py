@@ -32,6 +32,9 @@ from dsfeatures.wire.types import MAX_ENTITY_ID_BYTES, GetRequest, GetResponse, 
 
 __all__ = ["Fetcher", "check_entity_id"]
 
+_HITS = CACHE_LOOKUPS.labels("hit")
+_MISSES = CACHE_LOOKUPS.labels("miss")
+
 log = logging.getLogger(__name__)
 
 
@@ -134,21 +137,33 @@ class Fetcher:
         """Rows of every (group, entity index), fetched once per distinct key."""
         scalar: dict[RowKey, int] = {}
         vector: dict[RowKey, int] = {}
+        positions: list[tuple[CompiledGroup, list[int]]] = []
         for cg in groups:
             target = vector if cg.is_embedding else scalar
-            for eid in entities[cg.entity_type]:
-                key = RowKey(cg.entity_type, eid, cg.name, cg.version)
-                if key not in target:
-                    target[key] = len(target)
-        s_keys, v_keys = list(scalar), list(vector)
-        s_vals, v_vals = await asyncio.gather(
-            self._read_scalar(s_keys), self._read_store(self._vectors, "vectors", v_keys)
-        )
-        out: dict[tuple[str, int], list[StoreResult]] = {}
-        for cg in groups:
-            idx, vals = (vector, v_vals) if cg.is_embedding else (scalar, s_vals)
             et, name, ver = cg.entity_type, cg.name, cg.version
-            out[(name, ver)] = [vals[idx[RowKey(et, eid, name, ver)]] for eid in entities[et]]
+            idxs: list[int] = []
+            for eid in entities[et]:
+                key = RowKey(et, eid, name, ver)
+                i = target.get(key)
+                if i is None:
+                    i = target[key] = len(target)
+                idxs.append(i)
+            positions.append((cg, idxs))
+        s_vals: list[StoreResult] = []
+        v_vals: list[StoreResult] = []
+        if scalar and vector:
+            s_vals, v_vals = await asyncio.gather(
+                self._read_scalar(list(scalar)),
+                self._read_store(self._vectors, "vectors", list(vector)),
+            )
+        elif scalar:
+            s_vals = await self._read_scalar(list(scalar))
+        elif vector:
+            v_vals = await self._read_store(self._vectors, "vectors", list(vector))
+        out: dict[tuple[str, int], list[StoreResult]] = {}
+        for cg, idxs in positions:
+            vals = v_vals if cg.is_embedding else s_vals
+            out[(cg.name, cg.version)] = [vals[i] for i in idxs]
         return out
 
     async def _read_store(
@@ -186,10 +201,10 @@ class Fetcher:
                 out.append(None)
             else:
                 out.append(None if lk is ABSENT else lk)
-        CACHE_LOOKUPS.labels("hit").inc(len(keys) - len(miss_pos))
+        _HITS.inc(len(keys) - len(miss_pos))
         if not miss_pos:
             return out
-        CACHE_LOOKUPS.labels("miss").inc(len(miss_pos))
+        _MISSES.inc(len(miss_pos))
         miss_keys = [keys[i] for i in miss_pos]
         got = await self._read_store(self._rows, "rows", miss_keys)
         fills: list[tuple[RowKey, Record | None]] = []

@@ -212,9 +212,10 @@ class ValkeyCache:
         ks = [cache_key(k, self._prefix) for k in keys]
         self.calls += 1
         try:
-            raw = await (
-                self._client.mget_nonatomic(ks) if self._cluster else self._client.mget(ks)
-            )
+            if self._cluster:
+                raw = await self._client.mget_nonatomic(ks)
+            else:  # the raw command skips the helper's argument handling
+                raw = await self._client.execute_command("MGET", *ks)
         except (RedisError, OSError) as e:
             self._trip("lookup")
             raise BackendUnavailable(f"ValKey lookup failed: {e}") from e
