@@ -49,7 +49,10 @@ class ServerConfig(Struct, frozen=True, forbid_unknown_fields=True):
     shutdown_timeout: float = 10.0
     """Seconds to let in-flight requests finish on SIGTERM. Default 10."""
     request_timeout: float = 2.0
-    """Deadline in seconds of one request, passed down to the stores. Default 2."""
+    """Deadline in seconds of a read (BatchGet, search), passed down to the stores. Default 2."""
+    write_timeout: float = 30.0
+    """Deadline in seconds of the store calls of one write, delete or erasure (bulk batch
+    loads take longer than reads). Default 30."""
     data_dir: str = ".dsf-data"
     """Folder of the embedded stores (SQLite file). Default ``.dsf-data``."""
     registry_refresh_seconds: float = 1.0
@@ -127,10 +130,37 @@ class DynamoDBConfig(Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class OpenSearchConfig(Struct, frozen=True, forbid_unknown_fields=True):
-    """OpenSearch for embedding groups (selected by setting ``url``)."""
+    """OpenSearch k-NN for embedding groups (selected by setting ``url``)."""
 
     url: str = ""
-    """``http://host:port``; empty means the embedded vector index."""
+    """``http://host:port`` (several comma-separated); empty means the embedded vector index."""
+    index_prefix: Annotated[str, Meta(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)] = "dsf"
+    """First part of every index name, ``{prefix}-{group}-v{version}``. Default ``dsf``."""
+    timeout: Annotated[float, Meta(gt=0)] = 2.0
+    """Seconds one read, search or index creation may take. Default 2."""
+    write_timeout: Annotated[float, Meta(gt=0)] = 30.0
+    """Seconds one bulk write or delete may take (it waits for a refresh). Default 30."""
+    max_retries: Annotated[int, Meta(ge=0, le=10)] = 1
+    """Retries of a request that could not connect (never of an HTTP error). Default 1."""
+    refresh: Literal["wait_for", "true", "false"] = "wait_for"
+    """Refresh policy of writes and deletes: ``wait_for`` (acknowledged means searchable),
+    ``true`` (force a refresh per call) or ``false`` (searchable within
+    ``refresh_interval``). Default ``wait_for``."""
+    refresh_interval: Annotated[str, Meta(pattern=r"^(-1|[0-9]+(ms|s|m))$")] = "1s"
+    """``index.refresh_interval`` of new indexes; bounds write latency with ``wait_for``.
+    Default ``1s``."""
+    shards: Annotated[int, Meta(ge=1, le=1024)] = 1
+    """Primary shards of each new index. Default 1."""
+    replicas: Annotated[int, Meta(ge=0, le=15)] = 1
+    """Replicas of each new index (0 on a one-node cluster). Default 1."""
+    num_candidates: Annotated[int, Meta(ge=1, le=10000)] = 100
+    """Neighbours the HNSW search collects per shard before keeping the best k. Default 100."""
+    hnsw_m: Annotated[int, Meta(ge=2, le=100)] = 16
+    """HNSW graph degree of new indexes. Default 16."""
+    hnsw_ef_construction: Annotated[int, Meta(ge=2, le=4096)] = 128
+    """HNSW build-time candidate list of new indexes. Default 128."""
+    pool_size: Annotated[int, Meta(ge=1, le=1000)] = 32
+    """Most open HTTP connections to OpenSearch per worker process. Default 32."""
 
 
 class AuthConfig(Struct, frozen=True, forbid_unknown_fields=True):
@@ -189,6 +219,7 @@ def _bool(value: str) -> bool:
 _MINIMA: tuple[tuple[str, str, float], ...] = (
     ("server", "shutdown_timeout", 0.0),
     ("server", "request_timeout", 0.001),
+    ("server", "write_timeout", 0.001),
     ("server", "registry_refresh_seconds", 0.01),
     ("limits", "max_body_bytes", 1024),
     ("limits", "max_entities", 1),
@@ -263,6 +294,11 @@ def load_config(
         value = flat[section][key]
         if value < low:
             raise ConfigError(f"{section}.{key}: must be at least {low}, got {value}")
+    o = cfg.opensearch
+    if o.refresh == "wait_for" and o.refresh_interval == "-1":
+        raise ConfigError(
+            "opensearch.refresh_interval: -1 never refreshes; refresh 'wait_for' needs one"
+        )
     c = cfg.cache
     if not (c.fill_window_ms < c.settled_ttl_ms and c.fill_window_ms < c.marker_ttl_ms):
         raise ConfigError("cache.fill_window_ms: must be shorter than both marker lifetimes")

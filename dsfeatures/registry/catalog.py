@@ -24,7 +24,7 @@ class FeatureSlot:
     def __init__(self, feature: Feature) -> None:
         self.feature = feature
         self.name = feature.name
-        self.ftype: FeatureType = parse_type(feature.type, feature.dimension)
+        self.ftype: FeatureType = parse_type(feature.type, feature.dimension, feature.metric)
         self.default: Any = None if feature.default is None else self.ftype.check(feature.default)
 
 

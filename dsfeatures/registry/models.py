@@ -54,7 +54,7 @@ class Feature(Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=Tru
     type: Annotated[str, Meta(min_length=1, max_length=32)]
     description: Annotated[str, Meta(max_length=2000)] = ""
     default: Any = None
-    dimension: Annotated[int, Meta(ge=1, le=16384)] | None = None
+    dimension: Annotated[int, Meta(ge=1, le=16000)] | None = None
     metric: Metric | None = None
 
 

@@ -158,7 +158,7 @@ def _list_of(item: Coerce) -> Coerce:
     return coerce
 
 
-def _vector(dimension: int) -> Coerce:
+def _vector(dimension: int, nonzero: bool) -> Coerce:
     def coerce(v: Any) -> Any:
         if type(v) is not list:
             raise InvalidValue(f"expected a vector (list of numbers), got {_kind(v)}")
@@ -173,18 +173,21 @@ def _vector(dimension: int) -> Coerce:
             if not math.isfinite(f) or abs(f) > _FLOAT32_MAX:
                 raise InvalidValue("vector items must be finite float32 numbers")
             out.append(f)
+        if nonzero and not any(out):
+            raise InvalidValue("a cosine vector must not be all zeros (it has no direction)")
         return out
 
     return coerce
 
 
-def parse_type(name: str, dimension: int | None = None) -> FeatureType:
+def parse_type(name: str, dimension: int | None = None, metric: str | None = None) -> FeatureType:
     """Parse a feature type name.
 
     Args:
         name: ``bool``, ``int64``, ``float64``, ``string``, ``bytes``,
             ``timestamp``, ``list<T>`` or ``vector``.
         dimension: the vector length, required for ``vector``.
+        metric: the vector metric; ``cosine`` vectors must not be all zeros.
 
     Returns:
         The parsed type.
@@ -202,7 +205,8 @@ def parse_type(name: str, dimension: int | None = None) -> FeatureType:
     if name == "vector":
         if dimension is None:
             raise InvalidValue("a vector feature needs a dimension")
-        return FeatureType(name, _vector(dimension), is_vector=True, dimension=dimension)
+        vec = _vector(dimension, nonzero=metric == "cosine")
+        return FeatureType(name, vec, is_vector=True, dimension=dimension)
     raise InvalidValue(
         f"unknown type {name!r} (bool, int64, float64, string, bytes, timestamp, list<T>, vector)"
     )

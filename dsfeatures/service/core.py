@@ -16,12 +16,15 @@ from dsfeatures.registry.models import (
     RegisterResponse,
 )
 from dsfeatures.service.auth import Principal
+from dsfeatures.service.discovery import CatalogGroup, CatalogSearch, Discovery
 from dsfeatures.service.feast import feast_get
 from dsfeatures.service.fetch import Fetcher
+from dsfeatures.service.freshness import WINDOWS, FreshnessRecorder
 from dsfeatures.service.registry import ChangeSignal, RegistryService
 from dsfeatures.service.search import Searcher
 from dsfeatures.service.write import Writer, entity_hash
 from dsfeatures.stores.factory import Stores, open_stores
+from dsfeatures.stores.memory_stats import MemoryStatsStore
 from dsfeatures.stores.protocols import ErasureAudit
 from dsfeatures.wire.feast import FeastRequest, FeastResponse
 from dsfeatures.wire.types import (
@@ -63,14 +66,17 @@ class Service:
             max_entities=limits.max_entities,
             max_features=limits.max_features,
         )
+        self.freshness = FreshnessRecorder(stores.stats or MemoryStatsStore())
+        self.discovery = Discovery(self.freshness)
         self.writer = Writer(
             stores.rows,
             stores.vectors,
             stores.cache,
             stores.audit,
-            timeout=timeout,
+            timeout=config.server.write_timeout,
             max_rows=limits.max_write_rows,
             max_delete_keys=limits.max_delete_keys,
+            freshness=self.freshness,
         )
         self.searcher = Searcher(stores.vectors, timeout=timeout)
 
@@ -95,7 +101,8 @@ class Service:
         return svc
 
     async def close(self) -> None:
-        """Close every store."""
+        """Flush freshness statistics, then close every store."""
+        await self.freshness.close()
         await self.stores.close()
 
     # --- data plane -------------------------------------------------------------------
@@ -239,6 +246,48 @@ class Service:
         """Search the registry."""
         await self.registry.refresh()
         return self.registry.summaries(q, entity_type, owner, tag)
+
+    # --- catalog (the /ui page) -------------------------------------------------------
+
+    async def catalog_search(
+        self,
+        q: str = "",
+        *,
+        entity_type: str | None = None,
+        owner: str | None = None,
+        tag: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> CatalogSearch:
+        """Search groups by name, description, feature, owner, tag and entity type."""
+        await self.registry.refresh()
+        return self.discovery.search(
+            self.registry.catalog,
+            q,
+            entity_type=entity_type,
+            owner=owner,
+            tag=tag,
+            limit=limit,
+            offset=offset,
+        )
+
+    async def catalog_group(
+        self,
+        name: str,
+        version: int | None = None,
+        *,
+        window_seconds: int = WINDOWS[0],
+        base_url: str = "http://127.0.0.1:8080",
+    ) -> CatalogGroup:
+        """A group's page: schema, versions, lineage, freshness, duplicates, snippets."""
+        await self.registry.refresh()
+        return await self.discovery.group(
+            self.registry.catalog,
+            name,
+            version,
+            window_seconds=window_seconds,
+            base_url=base_url,
+        )
 
     # --- health -----------------------------------------------------------------------
 

@@ -8,13 +8,21 @@ from dataclasses import dataclass, field
 
 from dsfeatures.config import Config, ConfigError
 from dsfeatures.stores.memory_cache import MemoryCache
-from dsfeatures.stores.protocols import AuditLog, RegistryStore, RowCache, RowStore, VectorStore
+from dsfeatures.stores.protocols import (
+    AuditLog,
+    RegistryStore,
+    RowCache,
+    RowStore,
+    StatsStore,
+    VectorStore,
+)
 from dsfeatures.stores.sqlite import (
     SqliteAuditLog,
     SqliteDatabase,
     SqliteRegistryStore,
     SqliteRowStore,
 )
+from dsfeatures.stores.sqlite_stats import SqliteStatsStore
 from dsfeatures.stores.valkey import ValkeyCache
 from dsfeatures.stores.vector_index import EmbeddedVectorStore
 
@@ -33,6 +41,8 @@ class Stores:
     audit: AuditLog
     cache: RowCache | None
     backend_names: dict[str, str]
+    #: Freshness statistics (None: kept in memory only).
+    stats: StatsStore | None = None
     _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def close(self) -> None:
@@ -90,30 +100,35 @@ async def open_stores(config: Config, *, workers: int = 1) -> Stores:
             table does not exist.
         BackendUnavailable: DynamoDB did not answer.
     """
-    if config.opensearch.url:
-        raise ConfigError("opensearch.url: the OpenSearch store is not available in this version")
     cache = _CACHES[config.cache.type](config, workers)
     closers: list[Callable[[], Awaitable[None]]] = []
     try:
         db = SqliteDatabase(config.data_path / "dsfeatures.db")
         await db.open()
         closers.append(db.close)
-        # Embedding groups stay on the embedded vector store (the SQLite file in
-        # data_dir) even with DynamoDB, until the OpenSearch store exists.
-        vectors = EmbeddedVectorStore(SqliteRowStore(db, "vectors", track_generations=True))
+        vectors: VectorStore
+        if config.opensearch.url:
+            vectors = _opensearch_vectors(config)
+        else:
+            vectors = EmbeddedVectorStore(SqliteRowStore(db, "vectors", track_generations=True))
+        await vectors.open()
         closers.append(vectors.close)
         rows: RowStore
         registry: RegistryStore
         audit: AuditLog
+        stats: StatsStore
         if config.dynamodb.table:
-            rows, registry, audit, table_close = await _open_dynamodb(config)
+            rows, registry, audit, stats, table_close = await _open_dynamodb(config)
             closers.append(table_close)
         else:
-            rows, registry, audit = (
+            rows, registry, audit, stats = (
                 SqliteRowStore(db, "rows"),
                 SqliteRegistryStore(db),
                 SqliteAuditLog(db),
+                SqliteStatsStore(db),
             )
+        await stats.open()
+        closers.append(stats.close)
         if cache is not None:
             await cache.open()
             closers.append(cache.close)
@@ -127,9 +142,10 @@ async def open_stores(config: Config, *, workers: int = 1) -> Stores:
         registry=registry,
         audit=audit,
         cache=cache,
+        stats=stats,
         backend_names={
             "rows": "dynamodb" if config.dynamodb.table else "sqlite",
-            "vectors": "embedded",
+            "vectors": "opensearch" if config.opensearch.url else "embedded",
             "cache": config.cache.type if cache is not None else "none",
         },
     )
@@ -137,18 +153,53 @@ async def open_stores(config: Config, *, workers: int = 1) -> Stores:
     return stores
 
 
+def _opensearch_vectors(config: Config) -> VectorStore:
+    """The OpenSearch vector store (its client connects on first use)."""
+    try:
+        # Imported here: opensearch-py is needed (and installed) only where OpenSearch is used.
+        from dsfeatures.stores.opensearch import OpenSearchVectorStore
+    except ImportError as e:
+        raise ConfigError(
+            f"opensearch.url: the OpenSearch store needs opensearch-py ({e}); "
+            "install dsfeatures[opensearch]"
+        ) from None
+    o = config.opensearch
+    return OpenSearchVectorStore(
+        o.url,
+        index_prefix=o.index_prefix,
+        timeout=o.timeout,
+        write_timeout=o.write_timeout,
+        max_retries=o.max_retries,
+        refresh=o.refresh,
+        refresh_interval=o.refresh_interval,
+        shards=o.shards,
+        replicas=o.replicas,
+        num_candidates=o.num_candidates,
+        hnsw_m=o.hnsw_m,
+        hnsw_ef_construction=o.hnsw_ef_construction,
+        pool_size=o.pool_size,
+    )
+
+
 async def _open_dynamodb(
     config: Config,
-) -> tuple[RowStore, RegistryStore, AuditLog, Callable[[], Awaitable[None]]]:
-    """Rows, registry and audit log on one DynamoDB table, sharing one client."""
+) -> tuple[RowStore, RegistryStore, AuditLog, StatsStore, Callable[[], Awaitable[None]]]:
+    """Rows, registry, audit log and statistics on one DynamoDB table, sharing one client."""
     try:
         # Imported here: aioboto3 is needed (and installed) only where DynamoDB is used.
         from dsfeatures.stores.dynamodb import DynamoRowStore, DynamoTable
         from dsfeatures.stores.dynamodb_registry import DynamoAuditLog, DynamoRegistryStore
+        from dsfeatures.stores.dynamodb_stats import DynamoStatsStore
     except ImportError as e:
         raise ConfigError(
             f"dynamodb.table: the DynamoDB store needs aioboto3 ({e}); install dsfeatures[dynamodb]"
         ) from None
     table = DynamoTable(config.dynamodb)
     await table.open()
-    return DynamoRowStore(table), DynamoRegistryStore(table), DynamoAuditLog(table), table.close
+    return (
+        DynamoRowStore(table),
+        DynamoRegistryStore(table),
+        DynamoAuditLog(table),
+        DynamoStatsStore(table),
+        table.close,
+    )

@@ -45,7 +45,7 @@ from opensearchpy.exceptions import (
 )
 from opensearchpy.serializer import JSONSerializer
 
-from dsfeatures.errors import BackendUnavailable, Conflict, InvalidRequest
+from dsfeatures.errors import BackendUnavailable, Conflict, DSFError, InvalidRequest
 from dsfeatures.registry.catalog import CompiledGroup
 from dsfeatures.stores.ordering import WriteOp, WriteOutcome, decide
 from dsfeatures.stores.protocols import StoreResult
@@ -76,8 +76,9 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND: Final = timedelta(microseconds=1)
 #: Most attempts at one row that keeps losing races to other writers.
 _MAX_ATTEMPTS: Final = 8
-#: Bulk bodies are sent in pieces of about this size (bytes).
-_BULK_BYTES: Final = 8 * 1024 * 1024
+#: Bulk bodies are sent in pieces of at most this size (bytes), this many at a time.
+_BULK_BYTES: Final = 1_000_000
+_BULK_CONCURRENCY: Final = 4
 #: Keys per mget.
 _MGET_KEYS: Final = 1000
 
@@ -146,7 +147,9 @@ class OpenSearchVectorStore:
     Args:
         url: ``http://host:port`` of the cluster (several, comma-separated).
         index_prefix: first part of every index name.
-        timeout: seconds one request to OpenSearch may take.
+        timeout: seconds one read, search or index creation may take.
+        write_timeout: seconds one bulk write or delete may take (bulk indexing builds
+            the HNSW graph and, with ``wait_for``, waits for a refresh).
         max_retries: retries of a request that failed to connect (not of HTTP errors).
         refresh: refresh policy of writes and deletes (see :data:`RefreshPolicy`).
         refresh_interval: ``index.refresh_interval`` of new indexes (``1s``).
@@ -165,6 +168,7 @@ class OpenSearchVectorStore:
         *,
         index_prefix: str = "dsf",
         timeout: float = 2.0,
+        write_timeout: float = 30.0,
         max_retries: int = 1,
         refresh: RefreshPolicy = "wait_for",
         refresh_interval: str = "1s",
@@ -182,6 +186,7 @@ class OpenSearchVectorStore:
             raise ValueError("OpenSearch url is empty")
         self._prefix = index_prefix
         self._timeout = timeout
+        self._write_timeout = write_timeout
         self._max_retries = max_retries
         self._refresh = refresh
         self._refresh_interval = refresh_interval
@@ -239,24 +244,29 @@ class OpenSearchVectorStore:
     async def ensure_group(self, group: CompiledGroup) -> None:
         """Remember a group version and create its index if needed.
 
-        A cluster that does not answer is logged, not raised: the index is created before
-        the first write to it.
-
-        Raises:
-            Conflict: the index exists with another vector dimension or space type.
+        Never raises for the index: this runs on every registry load, which one bad index
+        must not stop. A cluster that does not answer, an index OpenSearch refuses or one
+        that exists with another vector is logged here, and the same error is raised by
+        the first write to that group (which tries again).
         """
-        key = (group.name, group.version)
-        spec = self._specs.get(key)
-        if spec is None:
-            spec = _Spec(group, self._prefix)
-            self._specs[key] = spec
-            self._by_entity_type.setdefault(group.entity_type, {})[key] = spec.index
+        spec = self._remember(group)
         if spec.index in self._ready:
             return
         try:
             await self._create_index(spec)
         except BackendUnavailable as e:
             log.warning("index %s not created yet (created on first write): %s", spec.index, e)
+        except DSFError as e:
+            log.error("index %s cannot be used: %s", spec.index, e)
+
+    def _remember(self, group: CompiledGroup) -> _Spec:
+        key = (group.name, group.version)
+        spec = self._specs.get(key)
+        if spec is None:
+            spec = _Spec(group, self._prefix)
+            self._specs[key] = spec
+            self._by_entity_type.setdefault(group.entity_type, {})[key] = spec.index
+        return spec
 
     def _mapping(self, spec: _Spec) -> dict[str, Any]:
         return {
@@ -390,7 +400,8 @@ class OpenSearchVectorStore:
 
         Raises:
             InvalidRequest: a vector OpenSearch cannot index (a zero vector with cosine);
-                nothing was written.
+                nothing was written. Or the group's index cannot be created.
+            Conflict: the group's index exists with another vector mapping.
             BackendUnavailable: the cluster failed or the rows kept conflicting; some rows
                 may have been written.
         """
@@ -408,7 +419,7 @@ class OpenSearchVectorStore:
         pending = list(by_key)
         for _ in range(_MAX_ATTEMPTS):
             current = await self._mget(pending)
-            lines: list[bytes] = []
+            actions: list[tuple[bytes, ...]] = []
             planned: list[RowKey] = []
             for key, (rec, seq, term) in zip(pending, current, strict=True):
                 state = rec
@@ -421,22 +432,24 @@ class OpenSearchVectorStore:
                     continue  # nothing applied: the outcomes stand
                 meta: dict[str, Any] = {"_index": self._index(key), "_id": _id(key)}
                 if rec is None:
-                    lines.append(_ENC.encode({"create": meta}))
+                    action = _ENC.encode({"create": meta})
                 else:
                     meta["if_seq_no"] = seq
                     meta["if_primary_term"] = term
-                    lines.append(_ENC.encode({"index": meta}))
-                lines.append(_ENC.encode(self._document(self._spec_for(key), key, state)))
+                    action = _ENC.encode({"index": meta})
+                doc = _ENC.encode(self._document(self._spec_for(key), key, state))
+                actions.append((action, doc))
                 planned.append(key)
             if not planned:
                 break
-            statuses = await self._bulk(lines)
+            results = await self._bulk(actions, "bulk")
             pending = []
-            for key, (status, err) in zip(planned, statuses, strict=True):
+            for key, result in zip(planned, results, strict=True):
+                status = int(result.get("status", 500))
                 if status == 409:
                     pending.append(key)  # lost a race: read again and decide again
                 elif status >= 300:
-                    raise _item_error(key, status, err)
+                    raise _item_error(key, status, result.get("error"))
             if not pending:
                 break
         else:
@@ -473,28 +486,36 @@ class OpenSearchVectorStore:
             doc[_VECTOR_FIELD] = vec
         return doc
 
-    async def _bulk(self, lines: list[bytes]) -> list[tuple[int, Any]]:
-        """Send action/document line pairs; (status, error) per action, in order."""
-        out: list[tuple[int, Any]] = []
-        start, size = 0, 0
-        for i in range(0, len(lines), 2):
-            size += len(lines[i]) + len(lines[i + 1]) + 2
-            if size >= _BULK_BYTES or i + 2 == len(lines):
-                out.extend(await self._bulk_once(lines[start : i + 2]))
-                start, size = i + 2, 0
-        return out
+    async def _bulk(self, actions: Sequence[tuple[bytes, ...]], what: str) -> list[dict[str, Any]]:
+        """Send bulk actions (each its encoded lines); each action's result, in order.
 
-    async def _bulk_once(self, lines: list[bytes]) -> list[tuple[int, Any]]:
-        body = b"\n".join(lines) + b"\n"
-        try:
-            resp = await self.client.bulk(body=body, params={"refresh": self._refresh})
-        except TransportError as e:
-            raise _unavailable("bulk", e) from e
-        out: list[tuple[int, Any]] = []
-        for item in resp["items"]:
-            (result,) = item.values()
-            out.append((int(result.get("status", 500)), result.get("error")))
-        return out
+        Bodies are cut below 1 MiB (aiohttp warns that larger raw bodies may stall the
+        loop) and the pieces sent together, so that they wait for one refresh, not one each.
+        """
+        pieces: list[list[bytes]] = [[]]
+        size = 0
+        for lines in actions:
+            n = sum(len(line) + 1 for line in lines)
+            if size and size + n > _BULK_BYTES:
+                pieces.append([])
+                size = 0
+            pieces[-1].extend(lines)
+            size += n
+        sem = asyncio.Semaphore(_BULK_CONCURRENCY)
+
+        async def send(piece: list[bytes]) -> list[dict[str, Any]]:
+            async with sem:
+                try:
+                    resp = await self.client.bulk(
+                        body=b"\n".join(piece) + b"\n",
+                        params={"refresh": self._refresh, "request_timeout": self._write_timeout},
+                    )
+                except TransportError as e:
+                    raise _unavailable(what, e) from e
+                return [next(iter(item.values())) for item in resp["items"]]
+
+        parts = await asyncio.gather(*(send(p) for p in pieces))
+        return [x for part in parts for x in part]
 
     # --- deletes ------------------------------------------------------------------------
 
@@ -522,15 +543,12 @@ class OpenSearchVectorStore:
     async def _delete(self, keys: list[RowKey]) -> list[RowKey]:
         if not keys:
             return []
-        lines = [_ENC.encode({"delete": {"_index": self._index(k), "_id": _id(k)}}) for k in keys]
-        body = b"\n".join(lines) + b"\n"
-        try:
-            resp = await self.client.bulk(body=body, params={"refresh": self._refresh})
-        except TransportError as e:
-            raise _unavailable("bulk delete", e) from e
+        actions = [
+            (_ENC.encode({"delete": {"_index": self._index(k), "_id": _id(k)}}),) for k in keys
+        ]
+        results = await self._bulk(actions, "bulk delete")
         gone: list[RowKey] = []
-        for key, item in zip(keys, resp["items"], strict=True):
-            result = item["delete"]
+        for key, result in zip(keys, results, strict=True):
             status = int(result.get("status", 500))
             if status < 300 and result.get("result") == "deleted":
                 gone.append(key)
@@ -560,8 +578,7 @@ class OpenSearchVectorStore:
                 undeclared), or a zero vector with cosine.
             BackendUnavailable: the cluster failed.
         """
-        await self.ensure_group(group)
-        spec = self._specs[(group.name, group.version)]
+        spec = self._remember(group)  # an index not created yet is an empty group
         if spec.metric == "cosine" and not any(vector):
             raise InvalidRequest("vector: a zero vector has no cosine similarity")
         clauses: list[dict[str, Any]] = []

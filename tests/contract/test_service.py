@@ -89,6 +89,7 @@ BACKENDS: dict[str, tuple[str | None, str | None]] = {
     "dynalite": ("dynalite", None),
     "moto+valkey": ("moto", "valkey"),
     "dynalite+valkey-cluster": ("dynalite", "valkey_cluster"),
+    "dynalite+valkey+opensearch": ("dynalite", "valkey"),
 }
 
 
@@ -111,6 +112,13 @@ async def backend_overrides(request: pytest.FixtureRequest) -> dict[str, dict[st
             await create_table(t.client, table)
         finally:
             await t.close()
+    if request.param.endswith("+opensearch"):
+        node = request.getfixturevalue("opensearch")
+        out["opensearch"] = {
+            "url": node.url,
+            "index_prefix": f"t{uuid.uuid4().hex[:10]}",
+            "replicas": 0,
+        }
     if cache is not None:
         server = request.getfixturevalue(cache)
         out["cache"] = {
