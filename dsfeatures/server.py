@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from dsfeatures.api import INFLIGHT, create_app
+from dsfeatures.api import INFLIGHT, REQUEST_ID, create_app
 from dsfeatures.config import Config
 from dsfeatures.errors import DSFError
 
@@ -129,6 +129,9 @@ class _JsonFormatter(logging.Formatter):
             "pid": record.process,
             "msg": record.getMessage(),
         }
+        rid = REQUEST_ID.get()
+        if rid:  # logged while handling a request
+            doc["request_id"] = rid
         if record.exc_info:
             doc["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(doc).decode()

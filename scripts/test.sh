@@ -56,6 +56,21 @@ if [[ -x scripts/servers/install.sh ]]; then
     fi
 fi
 
+# Debian's Chromium and Playwright's Python package, for the catalog page's browser
+# tests (tests/ui): missing locally they skip; under CI they fail.
+if [[ -x scripts/servers/install_chromium.sh ]]; then
+    echo
+    echo "=== chromium: scripts/servers/install_chromium.sh"
+    start=$SECONDS
+    if scripts/servers/install_chromium.sh; then
+        record "chromium" "ok      $((SECONDS - start))s" 0
+    elif in_ci; then
+        record "chromium" "FAILED  $((SECONDS - start))s" 1
+    else
+        record "chromium" "WARNING not installed; browser tests skip" 0
+    fi
+fi
+
 run "ruff check" ruff check .
 run "ruff format" ruff format --check .
 run "mypy" mypy

@@ -1,7 +1,14 @@
 """The HTTP API (the only layer that imports aiohttp)."""
 
 from dsfeatures.api.app import create_app, package_version
-from dsfeatures.api.middleware import INFLIGHT, Inflight
+from dsfeatures.api.middleware import INFLIGHT, REQUEST_ID, Inflight
 from dsfeatures.api.openapi import openapi_document
 
-__all__ = ["INFLIGHT", "Inflight", "create_app", "openapi_document", "package_version"]
+__all__ = [
+    "INFLIGHT",
+    "REQUEST_ID",
+    "Inflight",
+    "create_app",
+    "openapi_document",
+    "package_version",
+]

@@ -18,6 +18,7 @@ from dsfeatures.api.handlers import routes
 from dsfeatures.api.keys import CONFIG, METRICS, OPENAPI, SERVICE
 from dsfeatures.api.middleware import INFLIGHT, Inflight, error_middleware
 from dsfeatures.api.openapi import openapi_document
+from dsfeatures.api.ui import ui_routes
 from dsfeatures.config import Config
 from dsfeatures.service.auth import load_tokens
 from dsfeatures.service.core import Service
@@ -74,6 +75,7 @@ def create_app(
     app[METRICS] = _metrics_renderer()
     app[OPENAPI] = orjson.dumps(openapi_document(package_version()))
     app.add_routes(routes)
+    app.add_routes(ui_routes)
     app.router.add_get("/openapi.json", _openapi)
 
     async def service_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -82,11 +84,13 @@ def create_app(
         refresher = asyncio.create_task(
             svc.registry.refresh_forever(config.server.registry_refresh_seconds)
         )
+        flusher = asyncio.create_task(svc.freshness.flush_forever())
         yield
-        refresher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await refresher
-        await svc.close()
+        for task in (refresher, flusher):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await svc.close()  # flushes the last freshness statistics
 
     app.cleanup_ctx.append(service_ctx)
     return app

@@ -27,6 +27,10 @@ _POLICY: dict[tuple[str, str], Policy] = {
     ("GET", "/readyz"): "open",
     ("GET", "/metrics"): "open",
     ("GET", "/openapi.json"): "open",
+    # The catalog page's own files hold no data; its JSON calls need ``read``.
+    ("GET", "/ui"): "open",
+    ("GET", "/ui/"): "open",
+    ("GET", "/ui/static/{name}"): "open",
     ("POST", "/v1/features/write"): "write",
     ("POST", "/v1/features/delete"): "write",
     ("DELETE", "/v1/entities/{entity_type}/{entity_id}"): "admin",

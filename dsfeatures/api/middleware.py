@@ -7,6 +7,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 
 import msgspec
 from aiohttp import web
@@ -15,7 +16,7 @@ from prometheus_client import Counter, Histogram
 from dsfeatures.errors import DSFError, InvalidRequest, PayloadTooLarge
 from dsfeatures.wire.types import ErrorBody
 
-__all__ = ["INFLIGHT", "Inflight", "error_middleware", "error_response"]
+__all__ = ["INFLIGHT", "REQUEST_ID", "Inflight", "error_middleware", "error_response"]
 
 log = logging.getLogger("dsfeatures.api")
 
@@ -48,6 +49,8 @@ class Inflight:
 
 
 INFLIGHT: web.AppKey[Inflight] = web.AppKey("inflight", Inflight)
+#: The id of the request being handled (empty outside requests), for log records.
+REQUEST_ID: ContextVar[str] = ContextVar("dsf_request_id", default="")
 _ENC = msgspec.json.Encoder()
 
 REQUEST_SECONDS = Histogram(
@@ -86,6 +89,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     """Give each request an id, time it, and map every error to ``{code, message, request_id}``."""
     rid = request.headers.get("X-Request-Id", "")[:64] or uuid.uuid4().hex[:16]
     request["request_id"] = rid
+    rid_token = REQUEST_ID.set(rid)
     start = time.perf_counter()
     status = 500
     inflight = request.app[INFLIGHT]
@@ -119,6 +123,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         log.exception("unhandled error request_id=%s path=%s", rid, request.path)
         return error_response(DSFError("internal error"), rid)
     finally:
+        REQUEST_ID.reset(rid_token)
         inflight.leave()
         route = _route(request)
         REQUEST_SECONDS.labels(route, request.method).observe(time.perf_counter() - start)

@@ -13,6 +13,8 @@ from dsfeatures.registry.models import (
     RegisteredGroup,
     RegisterResponse,
 )
+from dsfeatures.service.discovery import CatalogGroup, CatalogSearch
+from dsfeatures.service.freshness import WINDOWS
 from dsfeatures.wire.feast import FeastRequest, FeastResponse
 from dsfeatures.wire.types import (
     DeleteRequest,
@@ -46,6 +48,8 @@ _TYPES: tuple[type[Any], ...] = (
     RegisteredGroup,
     GroupVersions,
     GroupList,
+    CatalogSearch,
+    CatalogGroup,
     ErrorBody,
 )
 
@@ -214,6 +218,53 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "operationId": "retireGroupVersion",
                 "parameters": [_path_param("name"), _path_param("version", ver)],
                 "responses": _ok(RegisteredGroup),
+            }
+        },
+        "/v1/catalog/search": {
+            "get": {
+                "summary": "Search the catalog (the /ui page's search)",
+                "description": "Words of q must all match a group's name, features, tags, owner, "
+                "entity type, lineage or descriptions; owner:, tag:, entity: and feature: words "
+                "match one field.",
+                "operationId": "catalogSearch",
+                "parameters": [
+                    _query("q", "words; owner:TEAM, tag:TAG, entity:TYPE, feature:NAME"),
+                    _query("entity_type", "entity type"),
+                    _query("owner", "owner team"),
+                    _query("tag", "tag"),
+                    _query("limit", "hits per page", {"type": "integer", "minimum": 1}),
+                    _query("offset", "hits to skip", {"type": "integer", "minimum": 0}),
+                ],
+                "responses": _ok(CatalogSearch),
+            }
+        },
+        "/v1/catalog/groups/{name}": {
+            "get": {
+                "summary": "A group's catalog page: schema, versions, lineage, freshness, "
+                "possible duplicates and code snippets",
+                "operationId": "catalogGroup",
+                "parameters": [
+                    _path_param("name"),
+                    _query("version", "version shown (default: newest active)", ver),
+                    _query(
+                        "window",
+                        "seconds of the write-volume chart",
+                        {"type": "integer", "enum": list(WINDOWS)},
+                    ),
+                ],
+                "responses": _ok(CatalogGroup),
+            }
+        },
+        "/ui": {
+            "get": {
+                "summary": "The catalog page (HTML)",
+                "operationId": "ui",
+                "responses": {
+                    "200": {
+                        "description": "the page",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    }
+                },
             }
         },
         "/get-online-features": {

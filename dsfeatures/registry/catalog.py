@@ -86,11 +86,25 @@ class Catalog:
     """An immutable registry snapshot with lookups by name, version and feature reference."""
 
     def __init__(self, groups: Iterable[RegisteredGroup], generation: int = 0) -> None:
+        self._build((CompiledGroup(rg) for rg in groups), generation)
+
+    def with_group(self, registered: RegisteredGroup, generation: int) -> Catalog:
+        """A new snapshot: this one with ``registered`` added or replacing its version.
+
+        Only the new version is compiled; the others are shared with this snapshot.
+        """
+        key = (registered.definition.name, registered.definition.version)
+        compiled = [cg for k, cg in self._groups.items() if k != key]
+        compiled.append(CompiledGroup(registered))
+        out = Catalog.__new__(Catalog)
+        out._build(compiled, generation)
+        return out
+
+    def _build(self, compiled: Iterable[CompiledGroup], generation: int) -> None:
         self.generation = generation
         self._groups: dict[tuple[str, int], CompiledGroup] = {}
         self._by_name: dict[str, list[CompiledGroup]] = {}
-        for rg in groups:
-            cg = CompiledGroup(rg)
+        for cg in compiled:
             self._groups[(cg.name, cg.version)] = cg
             self._by_name.setdefault(cg.name, []).append(cg)
         self._latest: dict[str, CompiledGroup] = {}

@@ -72,7 +72,7 @@ def _name_score(a: str, b: str) -> float:
 
 
 def _match(mine: list[str], theirs: list[str]) -> list[tuple[str, str, float]]:
-    """Pairs of matching names, best first, each name used once."""
+    """Pairs of matching names (best pairs chosen first), each name used once."""
     pairs = []
     for a in mine:
         for b in theirs:
@@ -88,6 +88,8 @@ def _match(mine: list[str], theirs: list[str]) -> list[tuple[str, str, float]]:
             used_a.add(a)
             used_b.add(b)
             out.append((a, b, s))
+    order = {name: i for i, name in enumerate(mine)}
+    out.sort(key=lambda p: order[p[0]])  # listed in the order of the new group's features
     return out
 
 

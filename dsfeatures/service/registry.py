@@ -16,6 +16,7 @@ from dsfeatures.registry.models import (
     RegisterResponse,
 )
 from dsfeatures.registry.rules import behaviour_changes, fingerprint, validate_definition
+from dsfeatures.registry.similarity import similar_groups
 from dsfeatures.service.clock import rfc3339
 from dsfeatures.stores.protocols import RegistryStore, VectorStore
 
@@ -72,6 +73,26 @@ class RegistryService:
                 await self._vectors.ensure_group(cg)
         self.catalog = catalog
 
+    async def _reload_after(self, stored: RegisteredGroup | None) -> None:
+        """Bring the catalog up to date after this process stored ``stored`` (or nothing).
+
+        When the store's generation says that ours was the only change since the
+        current snapshot, the snapshot is patched (one group compiled) instead of
+        reloaded, so registering thousands of groups one by one stays linear.
+        """
+        gen = await self._store.generation()
+        expected = self.catalog.generation + (0 if stored is None else 1)
+        if gen != expected:
+            await self.load()
+            return
+        if stored is None:
+            return
+        catalog = self.catalog.with_group(stored, gen)
+        cg = catalog.find(stored.definition.name, stored.definition.version)
+        if cg is not None and cg.is_embedding:
+            await self._vectors.ensure_group(cg)
+        self.catalog = catalog
+
     async def refresh(self) -> bool:
         """Reload if another process changed the registry; return whether it did."""
         if self._signal is not None:
@@ -126,7 +147,7 @@ class RegistryService:
                 )
                 await self._store.replace(stored)
                 status = "updated"
-            await self.load()
+            await self._reload_after(None if status == "unchanged" else stored)
             if status != "unchanged":
                 self._announce()
         return RegisterResponse(status=status, group=stored, similar=self._similar(group)), (
@@ -149,24 +170,8 @@ class RegistryService:
             )
 
     def _similar(self, group: FeatureGroup) -> list[str]:
-        """Names of other groups that look like duplicates of ``group``."""
-        names = {f.name for f in group.features}
-        fp = group.lineage.sql_fingerprint
-        out = []
-        for name in self.catalog.names():
-            if name == group.name:
-                continue
-            latest = self.catalog.versions(name)[-1]
-            d = latest.definition
-            if fp and d.lineage.sql_fingerprint == fp:
-                out.append(name)
-                continue
-            if d.entity_type != group.entity_type:
-                continue
-            theirs = {f.name for f in d.features}
-            if len(names & theirs) * 2 >= max(len(names), len(theirs)):
-                out.append(name)
-        return out
+        """Names of other groups that look like duplicates of ``group`` (best first)."""
+        return [s.name for s in similar_groups(self.catalog, group)]
 
     async def retire(self, name: str, version: int) -> RegisteredGroup:
         """Retire one version: it stops being readable or writable.
@@ -191,7 +196,7 @@ class RegistryService:
                     retired_at=now,
                 )
                 await self._store.replace(rg)
-                await self.load()
+                await self._reload_after(rg)
                 self._announce()
             return rg
 

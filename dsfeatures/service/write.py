@@ -19,6 +19,7 @@ from dsfeatures.registry.catalog import Catalog, CompiledGroup, parse_group_ref
 from dsfeatures.registry.types import InvalidValue
 from dsfeatures.service.clock import now_us, rfc3339, to_us
 from dsfeatures.service.fetch import check_entity_id
+from dsfeatures.service.freshness import FreshnessRecorder
 from dsfeatures.service.metrics import STORE_LATENCY, WRITE_ROWS
 from dsfeatures.stores.ordering import WriteOp, WriteOutcome
 from dsfeatures.stores.protocols import (
@@ -54,6 +55,7 @@ class Writer:
         timeout: seconds a store call may take (then 503, retryable).
         max_rows: most rows per write request.
         max_delete_keys: most entity x group-version keys per delete.
+        freshness: told about every row written (in memory; flushed elsewhere).
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class Writer:
         timeout: float,
         max_rows: int,
         max_delete_keys: int,
+        freshness: FreshnessRecorder | None = None,
     ) -> None:
         self._rows = rows
         self._vectors = vectors
@@ -74,6 +77,7 @@ class Writer:
         self._timeout = timeout
         self.max_rows = max_rows
         self.max_delete_keys = max_delete_keys
+        self._freshness = freshness
 
     # --- write ------------------------------------------------------------------------
 
@@ -163,6 +167,9 @@ class Writer:
             for (i, _), out in zip(part, got, strict=True):
                 results[i] = WriteResult(out.status, out.revision, out.message)
                 WRITE_ROWS.labels(req.lane, out.status).inc()
+        if self._freshness is not None:
+            written = [r is not None and r.status == "WRITTEN" for r in results]
+            self._freshness.record([op for (op, _), w in zip(ops, written, strict=True) if w])
         return WriteResponse([r for r in results if r is not None])
 
     async def _apply(self, store: RowStore, label: str, ops: list[WriteOp]) -> list[WriteOutcome]:

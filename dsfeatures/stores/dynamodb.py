@@ -88,6 +88,7 @@ from typing import TYPE_CHECKING, Final, NamedTuple, TypeVar
 import aioboto3
 from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError
+from prometheus_client import Counter
 
 from dsfeatures.config import ConfigError, DynamoDBConfig
 from dsfeatures.errors import BackendUnavailable
@@ -138,6 +139,16 @@ _THROTTLED: Final = frozenset(
 _RETRYABLE: Final = _THROTTLED | {"InternalServerError", "ServiceUnavailable"}
 _ENTITY_TYPE: Final = re.compile(NAME_PATTERN)
 
+
+UNPROCESSED = Counter(
+    "dsf_dynamodb_unprocessed",
+    "Keys or items a batch call returned unprocessed (each is retried), by operation",
+    ["op"],
+)
+UNAVAILABLE_KEYS = Counter(
+    "dsf_dynamodb_unavailable_keys",
+    "Keys still unprocessed at the retry deadline (their values read UNAVAILABLE)",
+)
 
 _ROW_NAMES: Final = {"#pk": "pk", "#sk": "sk", "#r": "r"}
 _KEY_NAMES: Final = {"#pk": "pk", "#sk": "sk"}
@@ -545,12 +556,14 @@ class DynamoRowStore:
                 pending = left[self._name]["Keys"] if left and self._name in left else []
                 if not pending:
                     return
+                UNPROCESSED.labels("BatchGetItem").inc(len(pending))
             now = loop.time()
             if now >= deadline:
                 break
             await asyncio.sleep(min(_backoff(attempt), deadline - now))
             attempt += 1
         log.warning("DynamoDB: %d keys still unprocessed at the deadline", len(pending))
+        UNAVAILABLE_KEYS.inc(len(pending))
         for k in pending:
             found[by_addr[(k["pk"]["S"], k["sk"]["S"])]] = UNAVAILABLE
 
@@ -753,6 +766,7 @@ async def _batch_delete(table: DynamoTable, keys: list[_Item], deadline: float) 
             pending = left.get(table.name, []) if left else []  # type: ignore[assignment]
             if not pending:
                 return
+            UNPROCESSED.labels("BatchWriteItem").inc(len(pending))
         now = loop.time()
         if now >= deadline:
             raise BackendUnavailable(

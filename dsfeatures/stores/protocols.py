@@ -23,9 +23,12 @@ __all__ = [
     "AuditLog",
     "CacheLookup",
     "ErasureAudit",
+    "LaneDelta",
+    "LaneStats",
     "RegistryStore",
     "RowCache",
     "RowStore",
+    "StatsStore",
     "StoreResult",
     "VectorStore",
 ]
@@ -186,3 +189,55 @@ class RegistryStore(Protocol):
 
     async def replace(self, group: RegisteredGroup) -> None:
         """Overwrite an existing version (descriptive changes, retirement)."""
+
+
+class LaneDelta(Struct, frozen=True):
+    """What one process saw written to one (group, version, lane) since its last flush.
+
+    Times are microseconds since the epoch; ``buckets`` maps the start of a time
+    bucket (epoch seconds) to the rows written in it.
+    """
+
+    group: str
+    version: int
+    lane: str
+    last_event_us: int
+    last_written_us: int
+    rows: int
+    buckets: dict[int, int]
+
+
+class LaneStats(Struct, frozen=True):
+    """The stored freshness of one (group, version, lane): latest times and total rows."""
+
+    group: str
+    version: int
+    lane: str
+    last_event_us: int
+    last_written_us: int
+    rows: int
+
+
+@runtime_checkable
+class StatsStore(Protocol):
+    """Freshness and write-volume statistics, merged from every process's deltas.
+
+    Merging takes the maximum of times and adds counts, so deltas of several
+    processes may arrive in any order. Statistics, not data: a delta applied
+    twice after a lost answer counts twice.
+    """
+
+    async def open(self) -> None:
+        """Prepare storage (tables); called once at start-up."""
+
+    async def close(self) -> None:
+        """Release what :meth:`open` took."""
+
+    async def add(self, deltas: Sequence[LaneDelta]) -> None:
+        """Merge deltas into the stored statistics."""
+
+    async def lanes(self, group: str) -> list[LaneStats]:
+        """The stored statistics of every version and lane of ``group``."""
+
+    async def volume(self, group: str, version: int, since: int) -> list[tuple[int, str, int]]:
+        """Rows written per (bucket start, lane) from ``since`` (epoch seconds) on."""
