@@ -16,6 +16,7 @@ from dsfeatures.registry.models import (
     RegisterResponse,
 )
 from dsfeatures.service.auth import Principal
+from dsfeatures.service.breaker import new_breakers
 from dsfeatures.service.discovery import CatalogGroup, CatalogSearch, Discovery
 from dsfeatures.service.feast import feast_get
 from dsfeatures.service.fetch import Fetcher
@@ -58,11 +59,13 @@ class Service:
         timeout = config.server.request_timeout
         limits = config.limits
         self.registry = RegistryService(stores.registry, stores.vectors, registry_signal)
+        self.breakers = new_breakers()
         self.fetcher = Fetcher(
             stores.rows,
             stores.vectors,
             stores.cache,
             timeout=timeout,
+            breakers=self.breakers,
             max_entities=limits.max_entities,
             max_features=limits.max_features,
         )
@@ -77,8 +80,9 @@ class Service:
             max_rows=limits.max_write_rows,
             max_delete_keys=limits.max_delete_keys,
             freshness=self.freshness,
+            breakers=self.breakers,
         )
-        self.searcher = Searcher(stores.vectors, timeout=timeout)
+        self.searcher = Searcher(stores.vectors, timeout=timeout, breakers=self.breakers)
 
     @classmethod
     async def open(

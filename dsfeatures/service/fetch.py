@@ -16,6 +16,7 @@ from typing import Any
 
 from dsfeatures.errors import InvalidRequest
 from dsfeatures.registry.catalog import Catalog, CompiledGroup, FeatureSlot
+from dsfeatures.service.breaker import Breakers, new_breakers
 from dsfeatures.service.clock import from_us, now_us
 from dsfeatures.service.metrics import BATCH_ENTITIES, CACHE_LOOKUPS, STORE_LATENCY
 from dsfeatures.stores.protocols import (
@@ -76,10 +77,12 @@ class Fetcher:
         timeout: float,
         max_entities: int,
         max_features: int,
+        breakers: Breakers | None = None,
     ) -> None:
         self._rows = rows
         self._vectors = vectors
         self._cache = cache
+        self._breakers = breakers if breakers is not None else new_breakers()
         self._timeout = timeout
         self.max_entities = max_entities
         self.max_features = max_features
@@ -171,15 +174,20 @@ class Fetcher:
     ) -> list[StoreResult]:
         if not keys:
             return []
+        breaker = self._breakers[label]
+        if not breaker.allow():  # failing lately: answer at once rather than wait
+            return [UNAVAILABLE] * len(keys)
         t = asyncio.get_running_loop().time()
         try:
             async with asyncio.timeout(self._timeout):
                 got = await store.get_many(keys, consistent=True)
         except Exception as e:  # a failing store makes its values UNAVAILABLE, not the request
             log.warning("%s store read failed: %r", label, e)
+            breaker.failure()
             return [UNAVAILABLE] * len(keys)
         finally:
             STORE_LATENCY.labels(label, "get").observe(asyncio.get_running_loop().time() - t)
+        breaker.success()
         return got
 
     async def _read_scalar(self, keys: list[RowKey]) -> list[StoreResult]:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from dsfeatures.errors import DeadlineExceeded, InvalidRequest
+from dsfeatures.errors import BackendUnavailable, DeadlineExceeded, InvalidRequest
 from dsfeatures.registry.catalog import Catalog, parse_group_ref
 from dsfeatures.registry.types import InvalidValue
+from dsfeatures.service.breaker import Breakers, counts_as_failure, new_breakers
 from dsfeatures.stores.protocols import VectorStore
 from dsfeatures.wire.types import SearchHit, SearchRequest, SearchResponse
 
@@ -21,9 +22,12 @@ class Searcher:
         timeout: seconds the store may take (then 504, retryable).
     """
 
-    def __init__(self, vectors: VectorStore, *, timeout: float) -> None:
+    def __init__(
+        self, vectors: VectorStore, *, timeout: float, breakers: Breakers | None = None
+    ) -> None:
         self._vectors = vectors
         self._timeout = timeout
+        self._breaker = (breakers if breakers is not None else new_breakers())["vectors"]
 
     async def search(self, catalog: Catalog, req: SearchRequest) -> SearchResponse:
         """The ``k`` nearest entities, best first.
@@ -57,9 +61,18 @@ class Searcher:
                 except InvalidValue as e:
                     raise InvalidRequest(f"filter.{fname}: {e}") from None
                 filters[fname] = checked if isinstance(want, list) else checked[0]
+        breaker = self._breaker
+        if not breaker.allow():
+            raise BackendUnavailable("vector store is failing; retry shortly")
         try:
             async with asyncio.timeout(self._timeout):
                 hits = await self._vectors.search(cg, vector, req.k, filters, req.min_score)
         except TimeoutError:
+            breaker.failure()
             raise DeadlineExceeded(f"vector store did not answer within {self._timeout}s") from None
+        except BaseException as e:
+            if counts_as_failure(e):
+                breaker.failure()
+            raise
+        breaker.success()
         return SearchResponse([SearchHit(eid, score) for eid, score in hits])

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
 
 from dsfeatures.errors import BackendUnavailable, DeadlineExceeded, InvalidRequest, UnknownFeature
 from dsfeatures.registry.catalog import Catalog, CompiledGroup, parse_group_ref
 from dsfeatures.registry.types import InvalidValue
+from dsfeatures.service.breaker import Breakers, counts_as_failure, new_breakers
 from dsfeatures.service.clock import now_us, rfc3339, to_us
 from dsfeatures.service.fetch import check_entity_id
 from dsfeatures.service.freshness import FreshnessRecorder
@@ -35,6 +36,8 @@ from dsfeatures.stores.record import RowKey
 from dsfeatures.wire.types import DeleteRequest, WriteRequest, WriteResponse, WriteResult
 
 __all__ = ["Writer", "entity_hash"]
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,7 @@ class Writer:
         max_rows: int,
         max_delete_keys: int,
         freshness: FreshnessRecorder | None = None,
+        breakers: Breakers | None = None,
     ) -> None:
         self._rows = rows
         self._vectors = vectors
@@ -78,6 +82,7 @@ class Writer:
         self.max_rows = max_rows
         self.max_delete_keys = max_delete_keys
         self._freshness = freshness
+        self._breakers = breakers if breakers is not None else new_breakers()
 
     # --- write ------------------------------------------------------------------------
 
@@ -175,16 +180,26 @@ class Writer:
     async def _apply(self, store: RowStore, label: str, ops: list[WriteOp]) -> list[WriteOutcome]:
         if not ops:
             return []
+        breaker = self._breakers[label]
+        if not breaker.allow():
+            raise BackendUnavailable(f"{label} store is failing; nothing written, retry shortly")
         loop = asyncio.get_running_loop()
         t = loop.time()
         try:
             async with asyncio.timeout(self._timeout):
-                return await store.write(ops)
+                out = await store.write(ops)
+            breaker.success()
+            return out
         except TimeoutError:
+            breaker.failure()
             raise BackendUnavailable(
                 f"{label} store did not answer within {self._timeout}s; "
                 "the write may be partly applied"
             ) from None
+        except BaseException as e:
+            if counts_as_failure(e):
+                breaker.failure()
+            raise
         finally:
             STORE_LATENCY.labels(label, "write").observe(loop.time() - t)
 
@@ -285,14 +300,25 @@ class Writer:
                 await self._settle(cache, [(k, None if ok else MISS) for k in keys])
         return len(gone)
 
-    async def _bounded(self, aw: Any, label: str) -> Any:
+    async def _bounded(self, aw: Coroutine[Any, Any, T], label: str) -> T:
+        breaker = self._breakers[label]
+        if not breaker.allow():
+            aw.close()
+            raise BackendUnavailable(f"{label} store is failing; nothing deleted, retry shortly")
         try:
             async with asyncio.timeout(self._timeout):
-                return await aw
+                out = await aw
         except TimeoutError:
+            breaker.failure()
             raise DeadlineExceeded(
                 f"{label} store did not answer within {self._timeout}s"
             ) from None
+        except BaseException as e:
+            if counts_as_failure(e):
+                breaker.failure()
+            raise
+        breaker.success()
+        return out
 
     async def erase(
         self, catalog: Catalog, entity_type: str, entity_id: str, *, request_id: str, actor: str
