@@ -53,3 +53,10 @@ go-test:  ## Go SDK: go vet and go test (sdk_go_compat)
 clean:  ## Remove .venv and caches (keeps data such as .dsf-data/)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .import_linter_cache build dist *.egg-info
 	find . -name __pycache__ -type d -prune -not -path './.git/*' -exec rm -rf {} +
+
+.PHONY: batch-setup batch-test
+batch-setup:  ## Create or refresh .venv-batch (Airflow, Spark, DuckDB, databuilder)
+	scripts/batch/setup.sh
+
+batch-test: batch-setup  ## The batch lane's tests (real Airflow and Spark)
+	.venv-batch/bin/python -m pytest tests/codegen

@@ -76,7 +76,18 @@ run "ruff format" ruff format --check .
 run "mypy" mypy
 run "import-linter" lint-imports
 # python -m puts the repository root on sys.path, so tests can import tests.servers.
-run "pytest" python -m pytest "$@"
+run "pytest" python -m pytest --ignore=tests/codegen "$@"
+
+# The batch lane (codegen/): its own toolchain venv (Airflow, Spark) and test run.
+echo
+echo "=== batch setup: scripts/batch/setup.sh"
+start=$SECONDS
+if scripts/batch/setup.sh; then
+    record "batch setup" "ok      $((SECONDS - start))s" 0
+    run "pytest batch" .venv-batch/bin/python -m pytest tests/codegen
+else
+    record "batch setup" "FAILED  $((SECONDS - start))s" 1
+fi
 
 if [[ -f sdk_go_compat/go.mod ]]; then
     if command -v go >/dev/null 2>&1; then

@@ -128,9 +128,18 @@ def payload_json_schema() -> dict[str, Any]:
     """The JSON Schema (2020-12) of :class:`FeaturePayload`, as ``dsfeatures-ingest schema``
     prints it."""
     schema: dict[str, Any] = msgspec.json.schema(FeaturePayload)
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "dsfeatures feature payload"
-    return schema
+    definition = schema["$defs"]["FeaturePayload"]
+    definition["description"] = (
+        "One feature payload of the dsfeatures streaming lane: values of one feature group "
+        "version for one entity, with the time they were true and the producer's id. "
+        "Unknown fields are refused."
+    )
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://dsfeatures.dev/schemas/feature-payload-v1.json",
+        "title": "dsfeatures feature payload",
+        **schema,
+    }
 
 
 class PayloadBuilder:

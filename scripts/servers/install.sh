@@ -133,6 +133,7 @@ install_valkey || failed=1
 install_node_servers || failed=1
 install_moto || failed=1
 scripts/servers/opensearch/install.sh || failed=1
+scripts/servers/kafka/install.sh || failed=1
 
 if [[ $failed -ne 0 ]]; then
     log "FAILED after $((SECONDS - t_all))s (see above)"
