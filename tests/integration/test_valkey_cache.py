@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -217,8 +218,9 @@ async def test_write_then_read_when_valkey_dies_before_the_settle(
         await svc.close()
 
 
+@pytest.mark.parametrize("fault", ["drop", "reset", "delay", "refuse"])
 async def test_valkey_unreachable_reads_fall_back_and_writes_refuse(
-    tmp_path: Path, valkey: Any
+    tmp_path: Path, valkey: Any, fault: str
 ) -> None:
     host, port = "127.0.0.1", valkey.port
     async with FaultProxy(host, port) as proxy:
@@ -230,7 +232,10 @@ async def test_valkey_unreachable_reads_fall_back_and_writes_refuse(
         )
         try:
             await svc.write(WriteRequest(rows=[row("u1", 1)]))
-            proxy.drop()
+            if fault == "delay":
+                proxy.delay(0.5)  # longer than the 0.1 s socket timeout
+            else:
+                getattr(proxy, fault)()
             got = await svc.get(GetRequest(entities={"rider": ["u1"]}, features=FEATURES))
             assert got.rows[0].values[0] == 1
             ok, backends = await svc.readiness()
@@ -290,5 +295,63 @@ async def test_concurrent_writers_and_readers_never_go_back(tmp_path: Path, valk
         await asyncio.gather(*tasks)
         assert not violations, violations[:5]
         assert sum(acked.values()) > 50
+    finally:
+        await svc.close()
+
+
+async def test_calls_per_batchget_on_dynamodb_and_valkey(
+    tmp_path: Path, valkey: Any, dynalite: Any
+) -> None:
+    """The closing-note figures: ValKey round trips and DynamoDB calls per 100-entity BatchGet."""
+    from dsfeatures.config import DynamoDBConfig
+    from dsfeatures.stores.dynamodb import DynamoRowStore, DynamoTable, create_table
+
+    table = f"calls-{uuid.uuid4().hex[:10]}"
+    t = DynamoTable(DynamoDBConfig(table=table, endpoint=dynalite.endpoint))
+    await t.open(check=False)
+    await create_table(t.client, table)
+    await t.close()
+    config = load_config(
+        env={},
+        overrides={
+            "server": {"data_dir": str(tmp_path)},
+            "dynamodb": {"table": table, "endpoint": dynalite.endpoint},
+            "cache": {"type": "valkey", "valkey_url": valkey.url, "key_prefix": table},
+        },
+    )
+    svc = await Service.open(config)
+    try:
+        await svc.register(GROUP)
+        rows = svc.stores.rows
+        assert isinstance(rows, DynamoRowStore)
+        client: Any = rows._table.client
+        real = client.batch_get_item
+        counted = {"n": 0}
+
+        async def counting(**kw: Any) -> Any:
+            counted["n"] += 1
+            return await real(**kw)
+
+        client.batch_get_item = counting
+        cache = svc.stores.cache
+        assert isinstance(cache, ValkeyCache)
+        ids = [f"dc{i}" for i in range(100)]
+        await svc.write(WriteRequest(rows=[row(e, 7) for e in ids]))
+        req = GetRequest(entities={"rider": ids}, features=FEATURES)
+
+        async def measure() -> tuple[int, int]:
+            c0, d0 = cache.calls, counted["n"]
+            got = await svc.get(req)
+            assert all(r.values == [7] * 10 for r in got.rows)
+            return cache.calls - c0, counted["n"] - d0
+
+        # After the write every row was installed by its settle: all hits.
+        assert await measure() == (1, 0)
+        await cache._client.delete(
+            *[cache_key(RowKey("rider", e, "vk_stats", 1), table) for e in ids]
+        )
+        # Cold: one MGET, one BatchGetItem for all 100 keys, one pipelined fill.
+        assert await measure() == (2, 1)
+        assert await measure() == (1, 0)
     finally:
         await svc.close()
