@@ -21,8 +21,10 @@ from dsfeatures.service.clock import from_us, now_us
 from dsfeatures.service.metrics import BATCH_ENTITIES, CACHE_LOOKUPS, STORE_LATENCY
 from dsfeatures.stores.protocols import (
     ABSENT,
+    MARKED,
     MISS,
     UNAVAILABLE,
+    CacheLookup,
     RowCache,
     RowStore,
     StoreResult,
@@ -82,6 +84,9 @@ class Fetcher:
         self._rows = rows
         self._vectors = vectors
         self._cache = cache
+        # Store reads in flight for keys the cache did not know, shared by
+        # concurrent requests for the same keys (one store call, not one each).
+        self._inflight: dict[RowKey, asyncio.Future[StoreResult]] = {}
         self._breakers = breakers if breakers is not None else new_breakers()
         self._timeout = timeout
         self.max_entities = max_entities
@@ -204,7 +209,7 @@ class Fetcher:
         out: list[StoreResult] = []
         miss_pos: list[int] = []
         for i, lk in enumerate(looked):
-            if lk is MISS:
+            if lk is MISS or lk is MARKED:
                 miss_pos.append(i)
                 out.append(None)
             else:
@@ -213,19 +218,61 @@ class Fetcher:
         if not miss_pos:
             return out
         _MISSES.inc(len(miss_pos))
-        miss_keys = [keys[i] for i in miss_pos]
-        got = await self._read_store(self._rows, "rows", miss_keys)
+        # Keys the cache knows nothing about may share a store read another request
+        # has in flight (it began after any write this reader must see: such a write
+        # would have left a marker or its row). Marked keys are always read afresh.
+        inflight = self._inflight
+        own: list[int] = []
+        joined: list[tuple[int, asyncio.Future[StoreResult]]] = []
+        for i in miss_pos:
+            fut = inflight.get(keys[i]) if looked[i] is MISS else None
+            if fut is None:
+                own.append(i)
+            else:
+                joined.append((i, fut))
+        if own:
+            await self._read_own(keys, own, looked, out, ticket)
+        for i, fut in joined:
+            out[i] = await fut
+        return out
+
+    async def _read_own(
+        self,
+        keys: list[RowKey],
+        own: list[int],
+        looked: list[CacheLookup],
+        out: list[StoreResult],
+        ticket: int,
+    ) -> None:
+        """Read ``own`` positions from the store (announcing them to other readers) and fill."""
+        assert self._cache is not None
+        inflight = self._inflight
+        loop = asyncio.get_running_loop()
+        mine: dict[RowKey, asyncio.Future[StoreResult]] = {}
+        for i in own:
+            k = keys[i]
+            if looked[i] is MISS and k not in inflight and k not in mine:
+                mine[k] = inflight[k] = loop.create_future()
+        own_keys = [keys[i] for i in own]
+        got: list[StoreResult] | None = None
+        try:
+            got = await self._read_store(self._rows, "rows", own_keys)
+        finally:
+            results = dict(zip(own_keys, got, strict=True)) if got is not None else {}
+            for k, fut in mine.items():
+                if inflight.get(k) is fut:
+                    del inflight[k]
+                fut.set_result(results.get(k, UNAVAILABLE))
         fills: list[tuple[RowKey, Record | None]] = []
-        for i, key, v in zip(miss_pos, miss_keys, got, strict=True):
+        for i, key, v in zip(own, own_keys, got, strict=True):
             out[i] = v
-            if v is None or type(v) is Record:
+            if v is None or type(v) is Record:  # the cache refuses fills over newer writes
                 fills.append((key, v))
         if fills:
             try:
-                await cache.fill(fills, ticket)
+                await self._cache.fill(fills, ticket)
             except Exception as e:
                 log.warning("cache fill failed: %r", e)
-        return out
 
     @staticmethod
     def _build(

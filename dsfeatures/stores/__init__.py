@@ -9,6 +9,7 @@ from dsfeatures.stores.memory_cache import MemoryCache
 from dsfeatures.stores.ordering import WriteOp, WriteOutcome, decide
 from dsfeatures.stores.protocols import (
     ABSENT,
+    MARKED,
     MISS,
     UNAVAILABLE,
     AuditLog,
@@ -31,6 +32,7 @@ from dsfeatures.stores.vector_index import EmbeddedVectorStore
 
 __all__ = [
     "ABSENT",
+    "MARKED",
     "MISS",
     "UNAVAILABLE",
     "AuditLog",

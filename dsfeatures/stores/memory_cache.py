@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from dsfeatures.stores.protocols import ABSENT, MISS, CacheLookup, StoreResult, _Sentinel
+from dsfeatures.stores.protocols import (
+    ABSENT,
+    MARKED,
+    MISS,
+    CacheLookup,
+    StoreResult,
+    _Sentinel,
+)
 from dsfeatures.stores.record import Record, RowKey
 
 __all__ = ["MemoryCache"]
@@ -64,14 +71,16 @@ class MemoryCache:
         """Always reachable."""
 
     async def lookup(self, keys: Sequence[RowKey]) -> tuple[list[CacheLookup], int]:
-        """Cached records (or ABSENT), MISS for unknown or marked keys."""
+        """Cached records (or ABSENT), MISS for unknown keys, MARKED for marked ones."""
         d = self._d
         out: list[CacheLookup] = []
         hits = 0
         for k in keys:
             e = d.get(k)
-            if e is None or type(e) is _Mark:
+            if e is None:
                 out.append(MISS)
+            elif type(e) is _Mark:
+                out.append(MARKED)
             else:
                 d.move_to_end(k)
                 out.append(e)  # type: ignore[arg-type]

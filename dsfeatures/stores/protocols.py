@@ -18,6 +18,7 @@ from dsfeatures.stores.record import Record, RowKey
 
 __all__ = [
     "ABSENT",
+    "MARKED",
     "MISS",
     "UNAVAILABLE",
     "AuditLog",
@@ -48,12 +49,15 @@ class _Sentinel:
 UNAVAILABLE: Final = _Sentinel("UNAVAILABLE")
 #: The cache knows the key holds no row.
 ABSENT: Final = _Sentinel("ABSENT")
-#: The cache does not know the key (or must not be trusted for it): read the store.
+#: The cache does not know the key: read the store.
 MISS: Final = _Sentinel("MISS")
+#: A write to the key is announced or just settled: read the store, never fill, and
+#: never share another reader's store read that may have begun before the write.
+MARKED: Final = _Sentinel("MARKED")
 
 #: What a store says of one key.
 StoreResult = Record | None | _Sentinel
-#: What the cache says of one key: a record, ABSENT or MISS.
+#: What the cache says of one key: a record, ABSENT, MISS or MARKED.
 CacheLookup = Record | _Sentinel
 
 
@@ -125,7 +129,7 @@ class RowCache(Protocol):
         """Raise if the cache is not reachable."""
 
     async def lookup(self, keys: Sequence[RowKey]) -> tuple[list[CacheLookup], int]:
-        """What the cache holds for ``keys`` (Record, ABSENT or MISS) and a fill ticket."""
+        """What the cache holds for ``keys`` (Record, ABSENT, MISS or MARKED) and a fill ticket."""
 
     async def fill(self, items: Sequence[tuple[RowKey, Record | None]], ticket: int) -> None:
         """Offer rows read from the store after a miss; refused where a write intervened."""

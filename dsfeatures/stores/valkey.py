@@ -41,7 +41,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, RedisError
 
 from dsfeatures.errors import BackendUnavailable
-from dsfeatures.stores.protocols import ABSENT, MISS, CacheLookup, StoreResult
+from dsfeatures.stores.protocols import ABSENT, MARKED, MISS, CacheLookup, StoreResult
 from dsfeatures.stores.record import Record, RowKey, decode_record, encode_record
 
 __all__ = ["ValkeyCache", "cache_key"]
@@ -231,7 +231,7 @@ class ValkeyCache:
             elif tag == 65:  # A
                 out.append(ABSENT)
             else:  # a marker: read the store, never fill
-                out.append(MISS)
+                out.append(MARKED)
         return out, ticket
 
     async def fill(self, items: Sequence[tuple[RowKey, Record | None]], ticket: int) -> None:

@@ -16,7 +16,7 @@ import pytest
 from dsfeatures.config import load_config
 from dsfeatures.registry.models import Feature, FeatureGroup, Owner
 from dsfeatures.service.core import Service
-from dsfeatures.stores.protocols import ABSENT, MISS
+from dsfeatures.stores.protocols import ABSENT, MARKED, MISS
 from dsfeatures.stores.record import Record, RowKey
 from dsfeatures.stores.valkey import ValkeyCache, cache_key
 from dsfeatures.wire.types import GetRequest, WriteRequest, WriteRow
@@ -70,12 +70,12 @@ async def test_fill_after_the_window_is_dropped(cache: ValkeyCache) -> None:
     assert (await cache.lookup([KEY]))[0] == [MISS]
 
 
-async def test_marked_key_reads_as_miss_and_refuses_fills(cache: ValkeyCache) -> None:
+async def test_marked_key_reads_as_marked_and_refuses_fills(cache: ValkeyCache) -> None:
     await cache.mark([KEY])
     got, ticket = await cache.lookup([KEY])
-    assert got == [MISS]
+    assert got == [MARKED]
     await cache.fill([(KEY, rec(1))], ticket)
-    assert (await cache.lookup([KEY]))[0] == [MISS]
+    assert (await cache.lookup([KEY]))[0] == [MARKED]
 
 
 async def test_lone_writer_installs_its_row(cache: ValkeyCache) -> None:
@@ -93,9 +93,9 @@ async def test_overlapping_writers_leave_a_settled_marker(cache: ValkeyCache) ->
     await cache.settle([(KEY, rec(5))])
     await cache.settle([(KEY, rec(4))])  # the older one settles last
     got, ticket = await cache.lookup([KEY])
-    assert got == [MISS]
+    assert got == [MARKED]
     await cache.fill([(KEY, rec(4))], ticket)  # a stale reader cannot fill
-    assert (await cache.lookup([KEY]))[0] == [MISS]
+    assert (await cache.lookup([KEY]))[0] == [MARKED]
     await asyncio.sleep(0.7)  # the settled marker expires
     _, ticket = await cache.lookup([KEY])
     await cache.fill([(KEY, rec(5))], ticket)
@@ -105,7 +105,7 @@ async def test_overlapping_writers_leave_a_settled_marker(cache: ValkeyCache) ->
 async def test_unknown_outcome_leaves_a_marker(cache: ValkeyCache) -> None:
     await cache.mark([KEY])
     await cache.settle([(KEY, MISS)])
-    assert (await cache.lookup([KEY]))[0] == [MISS]
+    assert (await cache.lookup([KEY]))[0] == [MARKED]
     raw = await cache._client.get(cache_key(KEY))
     assert raw == b"M0:1"
 
@@ -353,5 +353,13 @@ async def test_calls_per_batchget_on_dynamodb_and_valkey(
         # Cold: one MGET, one BatchGetItem for all 100 keys, one pipelined fill.
         assert await measure() == (2, 1)
         assert await measure() == (1, 0)
+        # Eight concurrent identical cold requests share one BatchGetItem.
+        await cache._client.delete(
+            *[cache_key(RowKey("rider", e, "vk_stats", 1), table) for e in ids]
+        )
+        d0 = counted["n"]
+        results = await asyncio.gather(*[svc.get(req) for _ in range(8)])
+        assert all(r.values == [7] * 10 for got in results for r in got.rows)
+        assert counted["n"] - d0 == 1
     finally:
         await svc.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dsfeatures.stores import ABSENT, MISS, MemoryCache, Record, RowCache, RowKey
+from dsfeatures.stores import ABSENT, MARKED, MISS, MemoryCache, Record, RowCache, RowKey
 
 
 def key(i: int | str) -> RowKey:
@@ -71,10 +71,10 @@ async def test_fill_refused_while_a_write_is_pending() -> None:
     cache = MemoryCache()
     await cache.mark([K])
     got, ticket = await lookup1(cache)  # a ticket taken after the mark does not help
-    assert got is MISS
+    assert got is MARKED
     await cache.fill([(K, rec(0))], ticket)
     got, _ = await lookup1(cache)
-    assert got is MISS
+    assert got is MARKED
 
 
 async def test_fill_refused_when_a_write_began_after_the_ticket() -> None:
@@ -84,7 +84,7 @@ async def test_fill_refused_when_a_write_began_after_the_ticket() -> None:
     await cache.settle([(K, MISS)])  # outcome unknown: the mark stays, not pending
     await cache.fill([(K, rec(0))], old_ticket)
     got, new_ticket = await lookup1(cache)
-    assert got is MISS
+    assert got is MARKED
     # A reader that looked up after the write finished may fill.
     await cache.fill([(K, rec(1, 2))], new_ticket)
     got, _ = await lookup1(cache)
@@ -105,7 +105,7 @@ async def test_mark_hides_a_cached_record() -> None:
     await filled(cache, K, rec(1))
     await cache.mark([K])
     got, _ = await lookup1(cache)
-    assert got is MISS
+    assert got is MARKED
 
 
 @pytest.mark.parametrize("old", [None, rec(0)], ids=["absent-before", "cached-before"])
@@ -134,7 +134,7 @@ async def test_settle_with_miss_leaves_the_key_to_be_refilled() -> None:
     await cache.mark([K])
     await cache.settle([(K, MISS)])
     got, ticket = await lookup1(cache)
-    assert got is MISS
+    assert got is MARKED
     await cache.fill([(K, rec(1))], ticket)
     got, _ = await lookup1(cache)
     assert got == rec(1)
@@ -155,14 +155,14 @@ async def test_two_concurrent_writers_leave_a_mark_that_forces_a_refill() -> Non
     # Their durable writes may have committed in either order: neither result is trusted.
     await cache.settle([(K, rec(2, 2))])
     got, _ = await lookup1(cache)
-    assert got is MISS
+    assert got is MARKED
     await cache.settle([(K, rec(1, 1))])
     got, after = await lookup1(cache)
-    assert got is MISS
+    assert got is MARKED
     # A reader from before the writes cannot fill; one from after can.
     await cache.fill([(K, rec(0))], before)
     got, _ = await lookup1(cache)
-    assert got is MISS
+    assert got is MARKED
     await cache.fill([(K, rec(2, 2))], after)
     got, _ = await lookup1(cache)
     assert got == rec(2, 2)
@@ -199,7 +199,7 @@ async def test_pending_marks_are_never_evicted() -> None:
     # The mark is still there and pending: a fill with a fresh ticket is refused ...
     await filled(cache, K, rec(0))
     got, _ = await lookup1(cache)
-    assert got is MISS
+    assert got is MARKED
     # ... and the writer's settle still finds it.
     await cache.settle([(K, rec(1, 5))])
     got, _ = await lookup1(cache)
@@ -211,7 +211,7 @@ async def test_only_pending_marks_left_may_exceed_the_bound_without_looping() ->
     await cache.mark([key(1), key(2), key(3)])
     assert len(cache) == 3
     got, _ = await cache.lookup([key(1), key(2), key(3)])
-    assert got == [MISS, MISS, MISS]
+    assert got == [MARKED, MARKED, MARKED]
 
 
 async def test_fill_with_a_ticket_older_than_an_evicted_mark_is_refused() -> None:
