@@ -149,6 +149,9 @@ class ValkeyCache:
         self._mark_sha = ""
         self._settle_sha = ""
         self._down_until = 0.0
+        self._heads: dict[tuple[str, int, str], str] = {}
+        self._decoded: dict[bytes, Record] = {}
+        self._memo_size = 50_000
         self.calls = 0  # round trips issued (read by tests and benchmarks)
 
     async def open(self) -> None:
@@ -209,7 +212,7 @@ class ValkeyCache:
         """One MGET (per node in cluster mode) for every key of the request."""
         self._check()
         ticket = int(time.monotonic() * 1000)
-        ks = [cache_key(k, self._prefix) for k in keys]
+        ks = self._keys(keys)
         self.calls += 1
         try:
             if self._cluster:
@@ -219,20 +222,44 @@ class ValkeyCache:
         except (RedisError, OSError) as e:
             self._trip("lookup")
             raise BackendUnavailable(f"ValKey lookup failed: {e}") from e
-        self._ok()
+        if self._down_until:
+            self._ok()
         out: list[CacheLookup] = []
+        memo = self._decoded
         for v in raw:
             if v is None:
                 out.append(MISS)
                 continue
             tag = v[0]
             if tag == 82:  # R
-                out.append(decode_record(memoryview(v)[21:]))
+                # A cached blob is immutable: the same bytes always decode to the same
+                # record, so hot rows are decoded once, not on every request.
+                rec = memo.get(v)
+                if rec is None:
+                    rec = decode_record(memoryview(v)[21:])
+                    if len(memo) >= self._memo_size:
+                        memo.clear()
+                    memo[v] = rec
+                out.append(rec)
             elif tag == 65:  # A
                 out.append(ABSENT)
             else:  # a marker: read the store, never fill
                 out.append(MARKED)
         return out, ticket
+
+    def _keys(self, keys: Sequence[RowKey]) -> list[bytes]:
+        """ValKey keys, built from a per-group prefix (most requests repeat few groups)."""
+        heads = self._heads
+        out = []
+        for k in keys:
+            gk = (k.group, k.version, k.entity_type)
+            head = heads.get(gk)
+            if head is None:
+                if len(heads) > 10_000:
+                    heads.clear()
+                head = heads[gk] = f"{self._prefix}:{k.group}:{k.version}:{k.entity_type}:"
+            out.append((head + k.entity_id).encode())
+        return out
 
     async def fill(self, items: Sequence[tuple[RowKey, Record | None]], ticket: int) -> None:
         """``SET NX`` rows read after a miss, if still within the fill window."""
