@@ -13,7 +13,7 @@ import dataclasses
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -26,7 +26,11 @@ StartPosition = Literal["earliest", "latest"]
 
 _ENV_PREFIX = "DSF_INGEST_"
 #: Variables shared with the daemon's configuration.
-_SHARED_ENV = {"DSF_KINESIS_ENDPOINT": "kinesis_endpoint", "DSF_AWS_REGION": "aws_region"}
+_SHARED_ENV = {
+    "DSF_KINESIS_ENDPOINT": "kinesis_endpoint",
+    "DSF_AWS_REGION": "aws_region",
+    "DSF_TOKEN": "daemon_token",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +43,9 @@ class IngestSettings:
     """Seconds allowed for each phase of one daemon request."""
     daemon_msgpack: bool = True
     """Talk msgpack to the daemon (smaller and faster than JSON)."""
+    daemon_token: str = field(default="", repr=False)
+    """API token with write scope for the groups ingested (DSF_TOKEN or
+    DSF_INGEST_DAEMON_TOKEN; never logged). Empty: the daemon runs without auth."""
     writer: str = "dsfeatures-ingest"
     """The writer id stamped on every row (row metadata ``writer``; lane is ``stream``)."""
 

@@ -118,6 +118,7 @@ async def run_service(
                     timeout=settings.daemon_timeout,
                     retries=0,
                     msgpack=settings.daemon_msgpack,
+                    token=settings.daemon_token or None,
                 )
             )
             kinesis: KinesisClient | None = None
