@@ -92,8 +92,9 @@ class CacheConfig(Struct, frozen=True, forbid_unknown_fields=True):
     """Talk to a ValKey cluster. Default off."""
     ttl_seconds: int = 86_400
     """Lifetime of a row cached in ValKey, in seconds. Default one day."""
-    marker_ttl_ms: int = 10_000
-    """Lifetime of a ValKey write marker in ms; longer than any write. Default 10,000."""
+    marker_ttl_ms: int = 60_000
+    """Lifetime of a ValKey write marker in ms; longer than any write (more than
+    ``server.write_timeout``). Default 60,000."""
     settled_ttl_ms: int = 3_000
     """Lifetime of a settled multi-writer marker in ms. Default 3,000."""
     fill_window_ms: int = 2_000
@@ -302,6 +303,13 @@ def load_config(
     c = cfg.cache
     if not (c.fill_window_ms < c.settled_ttl_ms and c.fill_window_ms < c.marker_ttl_ms):
         raise ConfigError("cache.fill_window_ms: must be shorter than both marker lifetimes")
+    if c.type == "valkey" and c.marker_ttl_ms <= cfg.server.write_timeout * 1000:
+        # A marker that expired while its write was still running could let a
+        # reader cache the row from before that write.
+        raise ConfigError(
+            "cache.marker_ttl_ms: must be longer than server.write_timeout "
+            f"({cfg.server.write_timeout * 1000:.0f} ms)"
+        )
     if not 1 <= cfg.server.workers <= 64:
         raise ConfigError("server.workers: must be between 1 and 64")
     if not 0 <= cfg.server.port <= 65535:

@@ -11,6 +11,8 @@ from typing import Literal
 
 from aiohttp import web
 
+from dsfeatures.api.keys import SERVICE
+from dsfeatures.errors import Forbidden
 from dsfeatures.service.auth import Principal, Tokens
 
 __all__ = ["PRINCIPAL", "TOKENS", "auth_middleware", "principal_of"]
@@ -37,6 +39,7 @@ _POLICY: dict[tuple[str, str], Policy] = {
     ("GET", "/v1/entities/{entity_type}/{entity_id}/erasures"): "admin",
     ("POST", "/v1/registry/groups"): "admin",
     ("POST", "/v1/registry/groups/{name}/versions/{version}/retire"): "admin",
+    ("GET", "/v1/audit"): "admin",
 }
 
 
@@ -58,10 +61,18 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if policy == "open" or request.method == "OPTIONS":
         return await handler(request)
     principal = tokens.authenticate(request.headers.get("Authorization"))
-    if policy == "admin":
-        principal.require_admin(f"{request.method} {route}")
-    else:
-        principal.require_read()
-    request[PRINCIPAL] = principal
-    request["actor"] = principal.name
-    return await handler(request)
+    denied = False
+    try:
+        if policy == "admin":
+            principal.require_admin(f"{request.method} {route}")
+        else:
+            principal.require_read()
+        request[PRINCIPAL] = principal
+        request["actor"] = principal.name
+        return await handler(request)
+    except Forbidden:
+        denied = True
+        raise
+    finally:
+        # Counted in memory, appended to the audit log once a minute (never per request).
+        request.app[SERVICE].audit.token_used(principal.name, policy, denied=denied)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 from aiohttp import web
+from msgspec import Meta
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from dsfeatures.api.auth import principal_of
 from dsfeatures.api.keys import METRICS, SERVICE
 from dsfeatures.errors import InvalidRequest
 from dsfeatures.registry.models import FeatureGroup, GroupList
+from dsfeatures.service.audit import audit_time
+from dsfeatures.service.clock import to_us
 from dsfeatures.wire.codec import JSON_ENCODER, MSGPACK_ENCODER, json_decoder, msgpack_decoder
 from dsfeatures.wire.feast import FeastRequest
 from dsfeatures.wire.types import DeleteRequest, GetRequest, SearchRequest, WriteRequest
@@ -162,7 +166,9 @@ async def feast_online(request: web.Request) -> web.Response:
 async def register_group(request: web.Request) -> web.Response:
     """Register a group version: 201 created, 200 unchanged or updated, 409 conflict."""
     group = await _decode(request, FeatureGroup)
-    resp, created = await request.app[SERVICE].register(group)
+    resp, created = await request.app[SERVICE].register(
+        group, actor=request.get("actor", ""), request_id=request["request_id"]
+    )
     return _encode(request, resp, 201 if created else 200)
 
 
@@ -194,7 +200,45 @@ async def group_version(request: web.Request) -> web.Response:
 async def retire_version(request: web.Request) -> web.Response:
     """Retire a group version."""
     version = _int(request.match_info["version"], "version")
-    return _encode(request, await request.app[SERVICE].retire(request.match_info["name"], version))
+    resp = await request.app[SERVICE].retire(
+        request.match_info["name"],
+        version,
+        actor=request.get("actor", ""),
+        request_id=request["request_id"],
+    )
+    return _encode(request, resp)
+
+
+# --- audit ---------------------------------------------------------------------------------
+
+_SINCE = Annotated[datetime, Meta(tz=True)]
+
+
+@routes.get("/v1/audit")
+async def audit_events(request: web.Request) -> web.Response:
+    """Audit events newest first (``action``, ``actor``, ``since`` RFC 3339, ``limit``)."""
+    q = request.query
+    for name in ("action", "actor"):
+        if len(q.get(name, "")) > 256:
+            raise InvalidRequest(f"{name}: at most 256 characters")
+    since: str | None = None
+    if q.get("since"):
+        try:
+            since = audit_time(to_us(msgspec.convert(q["since"], _SINCE)))
+        except msgspec.ValidationError:
+            raise InvalidRequest(
+                f"since: expected an RFC 3339 time with a zone, got {q['since'][:64]!r}"
+            ) from None
+    raw = q.get("limit", "100")
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4 and 1 <= int(raw) <= 1000):
+        raise InvalidRequest(f"limit: expected an integer from 1 to 1000, got {raw[:16]!r}")
+    resp = await request.app[SERVICE].audit_events(
+        action=q.get("action") or None,
+        actor=q.get("actor") or None,
+        since=since,
+        limit=int(raw),
+    )
+    return _encode(request, resp)
 
 
 # --- operations ---------------------------------------------------------------------------

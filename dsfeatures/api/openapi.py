@@ -13,6 +13,7 @@ from dsfeatures.registry.models import (
     RegisteredGroup,
     RegisterResponse,
 )
+from dsfeatures.service.audit import AuditEvents
 from dsfeatures.service.discovery import CatalogGroup, CatalogSearch
 from dsfeatures.service.freshness import WINDOWS
 from dsfeatures.wire.feast import FeastRequest, FeastResponse
@@ -50,6 +51,7 @@ _TYPES: tuple[type[Any], ...] = (
     GroupList,
     CatalogSearch,
     CatalogGroup,
+    AuditEvents,
     ErrorBody,
 )
 
@@ -157,6 +159,36 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "operationId": "erasures",
                 "parameters": [_path_param("entity_type"), _path_param("entity_id")],
                 "responses": _ok(None),
+            }
+        },
+        "/v1/audit": {
+            "get": {
+                "summary": "Audit log: registry changes, erasures and token use, newest first "
+                "(admin)",
+                "operationId": "auditEvents",
+                "parameters": [
+                    _query(
+                        "action",
+                        "registry.register, registry.retire, entity.erase or token.use",
+                        {"type": "string", "maxLength": 256},
+                    ),
+                    _query(
+                        "actor",
+                        "token name (anonymous without authentication)",
+                        {"type": "string", "maxLength": 256},
+                    ),
+                    _query(
+                        "since",
+                        "RFC 3339 time with a zone",
+                        {"type": "string", "format": "date-time"},
+                    ),
+                    _query(
+                        "limit",
+                        "most events returned (default 100)",
+                        {"type": "integer", "minimum": 1, "maximum": 1000},
+                    ),
+                ],
+                "responses": _ok(AuditEvents),
             }
         },
         "/v1/embeddings/search": {

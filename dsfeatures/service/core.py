@@ -15,6 +15,7 @@ from dsfeatures.registry.models import (
     RegisteredGroup,
     RegisterResponse,
 )
+from dsfeatures.service.audit import AuditEvents, AuditRecorder
 from dsfeatures.service.auth import Principal
 from dsfeatures.service.breaker import new_breakers
 from dsfeatures.service.discovery import CatalogGroup, CatalogSearch, Discovery
@@ -70,6 +71,7 @@ class Service:
             max_features=limits.max_features,
         )
         self.freshness = FreshnessRecorder(stores.stats or MemoryStatsStore())
+        self.audit = AuditRecorder(stores.audit)
         self.discovery = Discovery(self.freshness)
         self.writer = Writer(
             stores.rows,
@@ -105,8 +107,9 @@ class Service:
         return svc
 
     async def close(self) -> None:
-        """Flush freshness statistics, then close every store."""
+        """Flush freshness statistics and token use, then close every store."""
         await self.freshness.close()
+        await self.audit.close()
         await self.stores.close()
 
     # --- data plane -------------------------------------------------------------------
@@ -189,10 +192,21 @@ class Service:
     async def erase(
         self, entity_type: str, entity_id: str, *, request_id: str = "", actor: str = ""
     ) -> EraseResponse:
-        """GDPR erasure of one entity everywhere."""
+        """GDPR erasure of one entity everywhere, recorded in the audit log.
+
+        The audit event names the entity by its hash, never by its id. If it
+        cannot be recorded the erasure answers 503: repeating it is harmless.
+        """
         await self.registry.refresh()
         n = await self.writer.erase(
             self.registry.catalog, entity_type, entity_id, request_id=request_id, actor=actor
+        )
+        await self.audit.record(
+            "entity.erase",
+            f"{entity_type}:{entity_hash(entity_type, entity_id)}",
+            actor=actor,
+            request_id=request_id,
+            detail={"deleted": n},
         )
         return EraseResponse(entity_type=entity_type, entity_id=entity_id, deleted=n)
 
@@ -222,13 +236,53 @@ class Service:
 
     # --- registry ---------------------------------------------------------------------
 
-    async def register(self, group: FeatureGroup) -> tuple[RegisterResponse, bool]:
-        """Register a group version (the versioning rule applies)."""
-        return await self.registry.register(group)
+    async def register(
+        self, group: FeatureGroup, *, actor: str = "", request_id: str = ""
+    ) -> tuple[RegisterResponse, bool]:
+        """Register a group version (the versioning rule applies); changes are audited."""
+        resp, created = await self.registry.register(group)
+        if resp.status != "unchanged":
+            await self.audit.record_or_log(
+                "registry.register",
+                f"{group.name}@{group.version}",
+                actor=actor,
+                request_id=request_id,
+                detail={
+                    "status": resp.status,
+                    "fingerprint": resp.group.fingerprint,
+                    "entity_type": group.entity_type,
+                    "owner": group.owner.team,
+                },
+            )
+        return resp, created
 
-    async def retire(self, name: str, version: int) -> RegisteredGroup:
-        """Retire a group version."""
-        return await self.registry.retire(name, version)
+    async def retire(
+        self, name: str, version: int, *, actor: str = "", request_id: str = ""
+    ) -> RegisteredGroup:
+        """Retire a group version; audited unless it was retired already."""
+        await self.registry.refresh()
+        before = self.registry.catalog.find(name, version)
+        rg = await self.registry.retire(name, version)
+        if before is None or not before.registered.retired:
+            await self.audit.record_or_log(
+                "registry.retire",
+                f"{name}@{version}",
+                actor=actor,
+                request_id=request_id,
+                detail={"retired_at": rg.retired_at or ""},
+            )
+        return rg
+
+    async def audit_events(
+        self,
+        *,
+        action: str | None = None,
+        actor: str | None = None,
+        since: str | None = None,
+        limit: int = 100,
+    ) -> AuditEvents:
+        """Audit events newest first (see :class:`~dsfeatures.service.audit.AuditRecorder`)."""
+        return await self.audit.events(action=action, actor=actor, since=since, limit=limit)
 
     async def group_versions(self, name: str) -> GroupVersions:
         """Every version of a group."""

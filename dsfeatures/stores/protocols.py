@@ -21,6 +21,7 @@ __all__ = [
     "MARKED",
     "MISS",
     "UNAVAILABLE",
+    "AuditEvent",
     "AuditLog",
     "CacheLookup",
     "ErasureAudit",
@@ -161,15 +162,49 @@ class ErasureAudit(Struct, frozen=True):
     actor: str = ""
 
 
+class AuditEvent(Struct, frozen=True, omit_defaults=True):
+    """One entry of the append-only audit log: who did what to what, and when.
+
+    ``actor`` is the token's name (``anonymous`` when authentication is off);
+    ``at`` is RFC 3339 UTC with exactly six fractional digits
+    (``2026-11-26T10:00:00.000000Z``), so that text order is time order; ``action``
+    is dotted (``registry.register``, ``registry.retire``, ``entity.erase``,
+    ``token.use``); ``target`` names the object (``group@version``,
+    ``entity_type:entity_hash`` for an erasure, never an erased id);
+    ``detail`` holds the rest (counts, statuses).
+    """
+
+    at: str
+    actor: str
+    action: str
+    target: str
+    detail: dict[str, Any] = {}
+    request_id: str = ""
+
+
 @runtime_checkable
 class AuditLog(Protocol):
-    """Append-only record of erasures."""
+    """Append-only record of erasures and of audit events (nothing is ever updated)."""
 
     async def record_erasure(self, entry: ErasureAudit) -> None:
         """Store one erasure record durably."""
 
     async def erasures(self, entity_type: str, entity_hash: str) -> list[ErasureAudit]:
         """Erasure records of one entity (by its hash), oldest first."""
+
+    async def record(self, events: Sequence[AuditEvent]) -> None:
+        """Append events durably, in order."""
+
+    async def events(
+        self,
+        *,
+        action: str | None = None,
+        actor: str | None = None,
+        since: str | None = None,
+        limit: int = 100,
+    ) -> list[AuditEvent]:
+        """Events newest first: of one ``action`` and ``actor`` if given, at or after
+        ``since`` (RFC 3339 UTC as stored), at most ``limit``."""
 
 
 @runtime_checkable

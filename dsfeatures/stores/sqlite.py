@@ -21,7 +21,7 @@ import msgspec
 from dsfeatures.errors import BackendUnavailable
 from dsfeatures.registry.models import RegisteredGroup
 from dsfeatures.stores.ordering import WriteOp, WriteOutcome, decide
-from dsfeatures.stores.protocols import ErasureAudit, StoreResult
+from dsfeatures.stores.protocols import AuditEvent, ErasureAudit, StoreResult
 from dsfeatures.stores.record import Record, RowKey, decode_record, encode_record
 
 __all__ = ["SqliteAuditLog", "SqliteDatabase", "SqliteRegistryStore", "SqliteRowStore"]
@@ -55,6 +55,18 @@ CREATE TABLE IF NOT EXISTS erasures (
     deleted INTEGER NOT NULL, request_id TEXT NOT NULL, actor TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS erasures_by_entity ON erasures (entity_type, entity_hash);
+CREATE TABLE IF NOT EXISTS audit_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL,
+    detail BLOB NOT NULL, request_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_events_by_at ON audit_events (at);
+CREATE INDEX IF NOT EXISTS audit_events_by_action ON audit_events (action, at);
+CREATE INDEX IF NOT EXISTS audit_events_by_actor ON audit_events (actor, at);
+CREATE TRIGGER IF NOT EXISTS audit_events_no_update BEFORE UPDATE ON audit_events
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_events_no_delete BEFORE DELETE ON audit_events
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 """
 
 #: Keys per SELECT (4 bound parameters each; SQLite allows 32,766).
@@ -335,6 +347,8 @@ class SqliteRowStore:
 
 _REG_ENC = msgspec.json.Encoder()
 _REG_DEC = msgspec.json.Decoder(RegisteredGroup)
+_AUDIT_ENC = msgspec.json.Encoder()
+_AUDIT_DETAIL = msgspec.json.Decoder(dict[str, Any])
 
 
 class SqliteRegistryStore:
@@ -412,7 +426,8 @@ def _bump_gen(c: sqlite3.Connection) -> None:
 
 
 class SqliteAuditLog:
-    """Erasure audit records in the ``erasures`` table (an AuditLog)."""
+    """Erasure records in the ``erasures`` table and audit events in ``audit_events``
+    (an AuditLog). Triggers refuse any UPDATE or DELETE of ``audit_events``."""
 
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
@@ -447,6 +462,56 @@ class SqliteAuditLog:
                     "WHERE entity_type = ? AND entity_hash = ? ORDER BY id",
                     (entity_type, entity_hash),
                 )
+            ]
+
+        return await self._db.read(q)
+
+    async def record(self, events: Sequence[AuditEvent]) -> None:
+        """Append events in one transaction."""
+        if not events:
+            return
+        rows = [
+            (e.at, e.actor, e.action, e.target, _AUDIT_ENC.encode(e.detail), e.request_id)
+            for e in events
+        ]
+
+        def body(c: sqlite3.Connection) -> None:
+            c.executemany(
+                "INSERT INTO audit_events (at, actor, action, target, detail, request_id) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+        await self._db.write(lambda c: _transaction(c, lambda: body(c)))
+
+    async def events(
+        self,
+        *,
+        action: str | None = None,
+        actor: str | None = None,
+        since: str | None = None,
+        limit: int = 100,
+    ) -> list[AuditEvent]:
+        """Events newest first, filtered by action, actor and time (index ranges)."""
+        where: list[str] = []
+        params: list[Any] = []
+        for column, value in (("action", action), ("actor", actor)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            where.append("at >= ?")
+            params.append(since)
+        sql = "SELECT at, actor, action, target, detail, request_id FROM audit_events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY at DESC, id DESC LIMIT ?"
+        params.append(limit)
+
+        def q(c: sqlite3.Connection) -> list[AuditEvent]:
+            return [
+                AuditEvent(at, who, what, target, _AUDIT_DETAIL.decode(detail), rid)
+                for at, who, what, target, detail, rid in c.execute(sql, params)
             ]
 
         return await self._db.read(q)

@@ -48,7 +48,10 @@ __all__ = ["ValkeyCache", "cache_key"]
 
 log = logging.getLogger(__name__)
 
-CACHE_UP = Gauge("dsf_cache_up", "1 when the ValKey cache answers, 0 when it is bypassed")
+_CACHE_UP = Gauge(
+    "dsf_cache_up", "1 when the ValKey cache answers, 0 when it is bypassed", ["cache"]
+)
+# The series appears only once a ValKey cache exists (so an alert on 0 means something).
 CACHE_ERRORS = Counter("dsf_cache_errors_total", "ValKey cache errors by operation", ["op"])
 
 _MARK = """
@@ -127,7 +130,7 @@ class ValkeyCache:
         *,
         cluster: bool = False,
         ttl_seconds: int = 86_400,
-        marker_ttl_ms: int = 10_000,
+        marker_ttl_ms: int = 60_000,
         settled_ttl_ms: int = 3_000,
         fill_window_ms: int = 2_000,
         socket_timeout: float = 0.25,
@@ -149,6 +152,7 @@ class ValkeyCache:
         self._mark_sha = ""
         self._settle_sha = ""
         self._down_until = 0.0
+        self._up = _CACHE_UP.labels("valkey")
         self._heads: dict[tuple[str, int, str], str] = {}
         self._decoded: dict[bytes, Record] = {}
         self._memo_size = 50_000
@@ -166,7 +170,7 @@ class ValkeyCache:
             self._client = Redis.from_url(self._url, **opts)
         try:
             await self._load_scripts()
-            CACHE_UP.set(1)
+            self._up.set(1)
         except (RedisError, OSError) as e:
             log.warning("ValKey cache not reachable at start-up (%r); reads use the store", e)
             self._trip("open")
@@ -193,13 +197,13 @@ class ValkeyCache:
         if not self._down_until or time.monotonic() >= self._down_until:
             log.warning("ValKey cache %s failed; bypassing it for %.1fs", op, self._retry_after)
         self._down_until = time.monotonic() + self._retry_after
-        CACHE_UP.set(0)
+        self._up.set(0)
 
     def _ok(self) -> None:
         if self._down_until:
             log.info("ValKey cache answers again")
             self._down_until = 0.0
-            CACHE_UP.set(1)
+            self._up.set(1)
 
     async def _load_scripts(self) -> None:
         self.calls += 1

@@ -223,3 +223,13 @@ def test_nonsensical_numbers_are_refused(overrides: dict[str, dict[str, Any]]) -
 def test_bad_boolean_env_value_is_refused() -> None:
     err = config_error(env={"DSF_VALKEY_CLUSTER": "ture"})
     assert "DSF_VALKEY_CLUSTER" in err.message
+
+
+def test_valkey_marker_must_outlive_a_write() -> None:
+    with pytest.raises(ConfigError, match="marker_ttl_ms"):
+        load_config(
+            env={"DSF_VALKEY_URL": "redis://127.0.0.1:6379/0"},
+            overrides={"cache": {"marker_ttl_ms": 5_000}, "server": {"write_timeout": 10.0}},
+        )
+    cfg = load_config(env={"DSF_VALKEY_URL": "redis://127.0.0.1:6379/0"})
+    assert cfg.cache.marker_ttl_ms > cfg.server.write_timeout * 1000

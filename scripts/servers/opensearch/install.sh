@@ -28,10 +28,18 @@ if [[ -f $MARKER && "$(cat "$MARKER")" == "$WANT" ]]; then
     log "present in $LIB ($WANT)"
     exit 0
 fi
+declare -A debian_pkg=([java]=openjdk-17-jdk-headless [mvn]=maven [unzip]=unzip)
 for tool in java mvn unzip; do
     if ! command -v "$tool" >/dev/null 2>&1; then
-        log "$tool not found (Debian: apt-get install -y openjdk-17-jdk-headless maven unzip)"
-        exit 1
+        if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+            log "$tool not found: apt-get install -y ${debian_pkg[$tool]}"
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${debian_pkg[$tool]}" >&2 \
+                || { apt-get update -q >&2 && DEBIAN_FRONTEND=noninteractive \
+                    apt-get install -y -q "${debian_pkg[$tool]}" >&2; } || exit 1
+        else
+            log "$tool not found (Debian: apt-get install -y ${debian_pkg[$tool]})"
+            exit 1
+        fi
     fi
 done
 
