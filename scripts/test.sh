@@ -71,6 +71,19 @@ if [[ -x scripts/servers/install_chromium.sh ]]; then
     fi
 fi
 
+# Feast itself (.venv-feast), for the test that drives the Feast-compatible endpoint with
+# Feast's own client; under CI a failed install is a failure.
+echo
+echo "=== feast: scripts/feast/setup.sh"
+start=$SECONDS
+if scripts/feast/setup.sh; then
+    record "feast" "ok      $((SECONDS - start))s" 0
+elif in_ci; then
+    record "feast" "FAILED  $((SECONDS - start))s" 1
+else
+    record "feast" "WARNING not installed; the Feast client test skips" 0
+fi
+
 run "ruff check" ruff check .
 run "ruff format" ruff format --check .
 run "mypy" mypy
