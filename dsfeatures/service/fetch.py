@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from dsfeatures.errors import InvalidRequest
@@ -342,8 +341,8 @@ class Fetcher:
         if not req.include_metadata:
             rows = list(map(GetRow, entities, value_rows, status_rows))
         else:
-            ev_rows, wr_rows = _metadata(slots, records, n)
-            rows = list(map(GetRow, entities, value_rows, status_rows, ev_rows, wr_rows))
+            ev, wr, rev, lanes, writers = _metadata(slots, records, n)
+            rows = list(map(GetRow, entities, value_rows, status_rows, ev, wr, rev, lanes, writers))
         return GetResponse(features=list(req.features), rows=rows)
 
 
@@ -355,25 +354,26 @@ def _metadata(
     slots: list[tuple[CompiledGroup, FeatureSlot]],
     records: dict[tuple[str, int], list[StoreResult]],
     n: int,
-) -> tuple[list[list[datetime | None]], list[list[datetime | None]]]:
-    """Event and written-at times per row and feature (only when asked for)."""
-    times: dict[tuple[str, int], tuple[list[datetime | None], list[datetime | None]]] = {}
-    ev_cols = []
-    wr_cols = []
+) -> list[list[list[Any]]]:
+    """Per row and feature: event time, written-at, revision, lane, writer (when asked for)."""
+    per_group: dict[tuple[str, int], list[list[Any]]] = {}
+    cols: list[list[list[Any]]] = [[], [], [], [], []]
     for cg, _ in slots:
         key = (cg.name, cg.version)
-        got = times.get(key)
+        got = per_group.get(key)
         if got is None:
-            ev: list[datetime | None] = []
-            wr: list[datetime | None] = []
+            got = per_group[key] = [[], [], [], [], []]
+            ev, wr, rev, lane, who = got
             for rec in records[key]:
                 if type(rec) is Record:
                     ev.append(from_us(rec.event_time))
                     wr.append(from_us(rec.written_at))
+                    rev.append(rec.revision)
+                    lane.append(rec.lane)
+                    who.append(rec.writer)
                 else:
-                    ev.append(None)
-                    wr.append(None)
-            got = times[key] = (ev, wr)
-        ev_cols.append(got[0])
-        wr_cols.append(got[1])
-    return list(map(list, zip(*ev_cols, strict=True))), list(map(list, zip(*wr_cols, strict=True)))
+                    for c in got:
+                        c.append(None)
+        for i in range(5):
+            cols[i].append(got[i])
+    return [list(map(list, zip(*c, strict=True))) for c in cols]

@@ -79,13 +79,20 @@ class GetRequest(Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class GetRow(Struct, omit_defaults=True):
-    """One response row: values and statuses in the order of the request's features."""
+    """One response row: values and statuses in the order of the request's features.
+
+    With ``include_metadata``, also per value the row's event time, written-at time,
+    revision, lane and writer (None where there is no stored row).
+    """
 
     entity: dict[str, str]
     values: list[Any]
     statuses: list[Status]
     event_times: list[datetime | None] | None = None
     written_at: list[datetime | None] | None = None
+    revisions: list[int | None] | None = None
+    lanes: list[Lane | None] | None = None
+    writers: list[str | None] | None = None
 
 
 class GetResponse(Struct, omit_defaults=True):
