@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from dsfeatures.errors import InvalidRequest
@@ -355,25 +356,60 @@ def _metadata(
     records: dict[tuple[str, int], list[StoreResult]],
     n: int,
 ) -> list[list[list[Any]]]:
-    """Per row and feature: event time, written-at, revision, lane, writer (when asked for)."""
-    per_group: dict[tuple[str, int], list[list[Any]]] = {}
-    cols: list[list[list[Any]]] = [[], [], [], [], []]
-    for cg, _ in slots:
-        key = (cg.name, cg.version)
-        got = per_group.get(key)
-        if got is None:
-            got = per_group[key] = [[], [], [], [], []]
-            ev, wr, rev, lane, who = got
-            for rec in records[key]:
-                if type(rec) is Record:
-                    ev.append(from_us(rec.event_time))
-                    wr.append(from_us(rec.written_at))
-                    rev.append(rec.revision)
-                    lane.append(rec.lane)
-                    who.append(rec.writer)
-                else:
-                    for c in got:
-                        c.append(None)
-        for i in range(5):
-            cols[i].append(got[i])
-    return [list(map(list, zip(*c, strict=True))) for c in cols]
+    """Per row and feature: event time, written-at, revision, lane, writer (when asked for).
+
+    Every feature of one group shares its row's metadata, so each field is computed once
+    per (group, row) and repeated across that group's features; a time becomes a datetime
+    once per distinct value (batch loads share them) rather than once per value.
+    """
+    order: dict[tuple[str, int], int] = {}
+    slot_group = [order.setdefault((cg.name, cg.version), len(order)) for cg, _ in slots]
+    per_group: list[list[list[Any]]] = []
+    fmt = _format_time
+    for key in order:
+        ev: list[Any] = []
+        wr: list[Any] = []
+        rev: list[Any] = []
+        lane: list[Any] = []
+        who: list[Any] = []
+        for rec in records[key]:
+            if type(rec) is Record:
+                ev.append(fmt(rec.event_time))
+                wr.append(fmt(rec.written_at))
+                rev.append(rec.revision)
+                lane.append(rec.lane)
+                who.append(rec.writer)
+            else:
+                ev.append(None)
+                wr.append(None)
+                rev.append(None)
+                lane.append(None)
+                who.append(None)
+        per_group.append([ev, wr, rev, lane, who])
+    m = len(slots)
+    if len(per_group) == 1:
+        # One group: each row repeats its values across the features. Rows with equal
+        # values (a batch load shares times, lane and writer) share one list object.
+        out1: list[list[list[Any]]] = []
+        for col in per_group[0]:
+            rep: dict[Any, list[Any]] = {}
+            out1.append([rep.get(v) or rep.setdefault(v, [v] * m) for v in col])
+        return out1
+    out: list[list[list[Any]]] = []
+    for field in range(5):
+        cols = [g[field] for g in per_group]
+        out.append([[cols[g][i] for g in slot_group] for i in range(n)])
+    return out
+
+
+_TIMES: dict[int, datetime] = {}
+
+
+def _format_time(us: int) -> datetime:
+    """The datetime of a time in microseconds, memoised (times repeat across rows)."""
+    dt = _TIMES.get(us)
+    if dt is None:
+        if len(_TIMES) >= 100_000:
+            _TIMES.clear()
+        dt = _TIMES[us] = from_us(us)
+    return dt
