@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from dsfeatures.api import INFLIGHT, REQUEST_ID, create_app
+from dsfeatures.api import INFLIGHT, REQUEST_ID, DaemonRunner, create_app
 from dsfeatures.config import Config
 from dsfeatures.errors import DSFError
 
@@ -73,7 +73,7 @@ async def _run_worker(
 ) -> None:
     signal_ = _SharedCounter(counter) if counter is not None else None
     app = create_app(config, workers=workers, registry_signal=signal_)
-    runner = web.AppRunner(
+    runner = DaemonRunner(
         app,
         shutdown_timeout=config.server.shutdown_timeout,
         access_log=logging.getLogger("dsfeatures.access") if config.server.access_log else None,

@@ -85,12 +85,13 @@ def create_app(
             svc.registry.refresh_forever(config.server.registry_refresh_seconds)
         )
         flusher = asyncio.create_task(svc.freshness.flush_forever())
+        auditor = asyncio.create_task(svc.audit.flush_forever())
         yield
-        for task in (refresher, flusher):
+        for task in (refresher, flusher, auditor):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await svc.close()  # flushes the last freshness statistics
+        await svc.close()  # flushes the last freshness statistics and token use
 
     app.cleanup_ctx.append(service_ctx)
     return app

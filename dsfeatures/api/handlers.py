@@ -29,6 +29,21 @@ _MSGPACK = "application/msgpack"
 _JSON_TYPES = frozenset({"application/json", "application/octet-stream", ""})
 
 
+#: What decoding a body that is not a document raises: bad syntax, invalid UTF-8 in a
+#: string (JSON or msgpack), nesting deeper than the decoder's recursion limit.
+_MALFORMED = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+
+
+def _malformed(e: Exception) -> InvalidRequest:
+    if isinstance(e, RecursionError):
+        why = "nested too deeply"
+    elif isinstance(e, UnicodeDecodeError):
+        why = f"invalid UTF-8 at byte {e.start} of a string"
+    else:
+        why = str(e)
+    return InvalidRequest(f"malformed body: {why}", code="MALFORMED_BODY")
+
+
 async def _decode(request: web.Request, t: type[T]) -> T:
     ctype = request.content_type
     body = await request.read()
@@ -53,11 +68,11 @@ async def _decode(request: web.Request, t: type[T]) -> T:
         untyped = msgspec.msgpack.decode if dec is msgpack_decoder(t) else msgspec.json.decode
         try:
             untyped(body)
-        except msgspec.DecodeError as bad:
-            raise InvalidRequest(f"malformed body: {bad}", code="MALFORMED_BODY") from None
+        except _MALFORMED as bad:
+            raise _malformed(bad) from None
         raise InvalidRequest(f"invalid request: {e}", code="INVALID_FIELD") from None
-    except msgspec.DecodeError as e:
-        raise InvalidRequest(f"malformed body: {e}", code="MALFORMED_BODY") from None
+    except _MALFORMED as e:
+        raise _malformed(e) from None
     return result
 
 

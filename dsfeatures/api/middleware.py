@@ -119,6 +119,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if e.status < 400:
             raise
         return error_response(_http_error(e.status, "HTTP_ERROR", e.reason), rid)
+    except ConnectionResetError:
+        # The client went away before its request was read in full: not a server
+        # error, and nobody will read the answer (499, as nginx counts it).
+        status = 499
+        log.info("client disconnected during its request request_id=%s path=%s", rid, request.path)
+        return error_response(
+            _http_error(499, "CLIENT_CLOSED", "client closed the connection"), rid
+        )
     except Exception:
         log.exception("unhandled error request_id=%s path=%s", rid, request.path)
         return error_response(DSFError("internal error"), rid)
