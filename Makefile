@@ -60,3 +60,10 @@ batch-setup:  ## Create or refresh .venv-batch (Airflow, Spark, DuckDB, databuil
 
 batch-test: batch-setup  ## The batch lane's tests (real Airflow and Spark)
 	.venv-batch/bin/python -m pytest tests/codegen
+
+.PHONY: bench-compare bench-profile
+bench-compare: setup  ## dsfeatures beside Feast and a bare server; BENCH_ARGS="--quick"
+	$(BIN)/python bench/compare.py $(BENCH_ARGS)
+
+bench-profile: setup  ## pyinstrument profile of BatchGet (--gc for collector pauses)
+	$(BIN)/python bench/profile_batchget.py $(BENCH_ARGS)

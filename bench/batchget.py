@@ -11,7 +11,7 @@ of the daemon's processes from /proc, read at the start and end of the
 measured window).
 
 Writes ``bench/results/batchget-<UTC time>.json`` and regenerates
-``bench/RESULTS.md`` from every JSON file there, newest first.
+``bench/RESULTS.md`` (bench/report.py) from every JSON file there.
 
 Usage: .venv/bin/python bench/batchget.py [--duration 10] [--concurrency 32] ...
 (``make bench BENCH_ARGS="--duration 5"``). Linux only (reads /proc).
@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import multiprocessing as mp
 import os
-import platform
 import random
 import shutil
 import signal
@@ -35,7 +33,6 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +40,11 @@ import aiohttp
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "bench"
-RESULTS_DIR = BENCH / "results"
-RESULTS_MD = BENCH / "RESULTS.md"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.procstat import cpu_seconds, git_commit, machine, package_versions  # noqa: E402
+from bench.report import RESULTS_DIR, write_results_md  # noqa: E402
 
 GROUP = "bench_user_stats"
 ENTITY_TYPE = "user"
@@ -64,7 +63,6 @@ FEATURES: list[tuple[str, str]] = [
 ]
 CITIES = ["sf", "nyc", "la", "sea", "chi", "bos", "atx"]
 SEGMENTS = ["commuter", "leisure", "business", "student"]
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # --- the daemon ------------------------------------------------------------------------
@@ -105,31 +103,6 @@ def stop_daemon(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-
-
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and its descendants (workers when the daemon runs several)."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        for task in Path(f"/proc/{p}/task").glob("*"):
-            with contextlib.suppress(OSError):
-                todo.extend(int(c) for c in (task / "children").read_text().split())
-    return out
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """utime + stime of ``pids`` (fields 14 and 15 of /proc/PID/stat)."""
-    total = 0
-    for p in pids:
-        try:
-            stat = Path(f"/proc/{p}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / CLK_TCK
 
 
 async def wait_ready(base: str, proc: subprocess.Popen[bytes], within: float = 30.0) -> None:
@@ -292,11 +265,10 @@ def run_case(base: str, daemon_pid: int, size: int, opts: argparse.Namespace) ->
         p.start()
         send.close()
         procs.append((p, recv))
-    pids = process_tree(daemon_pid)
     time.sleep(max(0.0, t0 - time.monotonic()))
-    cpu_start = cpu_seconds(pids)
+    cpu_start = cpu_seconds(daemon_pid)
     time.sleep(max(0.0, t1 - time.monotonic()))
-    cpu_end = cpu_seconds(pids)
+    cpu_end = cpu_seconds(daemon_pid)
     lat: list[int] = []
     errors = checked = 0
     client_cpu = 0.0
@@ -329,111 +301,6 @@ def run_case(base: str, daemon_pid: int, size: int, opts: argparse.Namespace) ->
         "daemon_cpu_util": daemon_cpu / opts.duration,
         "loadgen_cpu_util": client_cpu / opts.duration,
     }
-
-
-# --- machine, results ------------------------------------------------------------------
-
-
-def machine() -> dict[str, Any]:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu_model": model or platform.processor(),
-        "cores": os.cpu_count(),
-        "cores_usable": len(os.sched_getaffinity(0)),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "loadavg_before": list(os.getloadavg()),
-    }
-
-
-def git_commit() -> tuple[str, bool]:
-    def git(*a: str) -> str:
-        return subprocess.run(
-            ["git", *a], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-
-    try:
-        return git("rev-parse", "HEAD"), bool(git("status", "--porcelain", "--", "dsfeatures"))
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown", False
-
-
-def versions() -> dict[str, str]:
-    out = {}
-    for name in ("dsfeatures", "aiohttp", "msgspec", "uvloop", "numpy"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "-"
-    return out
-
-
-def render_markdown(runs: list[dict[str, Any]]) -> str:
-    lines = [
-        "# BatchGet benchmark results",
-        "",
-        "Generated by `bench/batchget.py` (`make bench`) from the JSON files in",
-        "`bench/results/`, newest first. See `bench/README.md` for what is measured and how.",
-        "Daemon CPU is utime + stime of the daemon's processes over the measured window;",
-        "100% is one core.",
-    ]
-    for run in runs:
-        m, c = run["machine"], run["config"]
-        commit = run["git_commit"][:12] + (
-            " (with uncommitted changes)" if run["git_dirty"] else ""
-        )
-        lines += [
-            "",
-            f"## {run['date']}",
-            "",
-            f"- machine: {m['cpu_model']}, {m['cores']} cores ({m['cores_usable']} usable), "
-            f"Linux {m['kernel']}, Python {m['python']}; load average before the run "
-            f"{' / '.join(f'{x:.2f}' for x in m.get('loadavg_before', []))}",
-            f"- commit: `{commit}`; " + ", ".join(f"{k} {v}" for k, v in run["versions"].items()),
-            f"- daemon: embedded stores (SQLite), {c['daemon_workers']} worker(s), "
-            f"cache `{c['cache']}`; {c['entities']} entities x 1 group of "
-            f"{c['features']} features",
-            f"- load: {c['clients']} aiohttp client process(es), concurrency {c['concurrency']}, "
-            f"{c['warmup_s']:g} s warm-up, {c['duration_s']:g} s measured per case",
-            "",
-            "| entities/request | requests/s | entity-rows/s | p50 ms | p90 ms | p99 ms "
-            "| daemon CPU ms/request | daemon CPU | load generator CPU | errors |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-        ]
-        for k in run["cases"]:
-            per_req = k["daemon_cpu_ms_per_request"]
-            lines.append(
-                f"| {k['entities_per_request']} | {k['requests_per_s']:,.0f} "
-                f"| {k['entity_rows_per_s']:,.0f} | {k['p50_ms']:.2f} | {k['p90_ms']:.2f} "
-                f"| {k['p99_ms']:.2f} | {per_req:.3f} | {100 * k['daemon_cpu_util']:.0f}% "
-                f"| {100 * k['loadgen_cpu_util']:.0f}% | {k['errors']} |"
-                if per_req is not None
-                else f"| {k['entities_per_request']} | 0 | 0 | - | - | - | - | - | - "
-                f"| {k['errors']} |"
-            )
-    return "\n".join(lines) + "\n"
-
-
-def write_results(run: dict[str, Any]) -> Path:
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    stamp = run["date"].replace("-", "").replace(":", "")
-    path = RESULTS_DIR / f"batchget-{stamp}.json"
-    path.write_text(json.dumps(run, indent=2) + "\n")
-    runs = []
-    for f in sorted(RESULTS_DIR.glob("batchget-*.json"), reverse=True):
-        try:
-            runs.append(json.loads(f.read_text()))
-        except (OSError, ValueError) as e:
-            print(f"bench: skipping {f}: {e}", file=sys.stderr)
-    RESULTS_MD.write_text(render_markdown(runs))
-    return path
 
 
 # --- main ------------------------------------------------------------------------------
@@ -501,13 +368,13 @@ def main(argv: list[str] | None = None) -> int:
             print((tmp / "daemon.log").read_text()[-4000:], file=sys.stderr)
         shutil.rmtree(tmp, ignore_errors=True)
     commit, dirty = git_commit()
-    run = {
+    run: dict[str, Any] = {
         "benchmark": "batchget",
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "git_commit": commit,
         "git_dirty": dirty,
         "machine": host,
-        "versions": versions(),
+        "versions": package_versions(("dsfeatures", "aiohttp", "msgspec", "uvloop", "numpy")),
         "config": {
             "duration_s": opts.duration,
             "warmup_s": opts.warmup,
@@ -523,8 +390,12 @@ def main(argv: list[str] | None = None) -> int:
     if opts.no_save:
         print(json.dumps(run, indent=2))
     else:
-        path = write_results(run)
-        print(f"bench: wrote {path.relative_to(ROOT)} and {RESULTS_MD.relative_to(ROOT)}")
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        stamp = run["date"].replace("-", "").replace(":", "")
+        path = RESULTS_DIR / f"batchget-{stamp}.json"
+        path.write_text(json.dumps(run, indent=2) + "\n")
+        md = write_results_md()
+        print(f"bench: wrote {path.relative_to(ROOT)} and {md.relative_to(ROOT)}")
     errors = sum(c["errors"] for c in cases)
     return 1 if errors else 0
 

@@ -8,6 +8,7 @@ is a small supervisor: it spawns the workers, forwards SIGTERM/SIGINT to them
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -80,6 +81,9 @@ async def _run_worker(
         handle_signals=False,
     )
     await runner.setup()
+    # Everything built so far (modules, registry, clients) lives as long as the process:
+    # move it out of the collector's sight so full collections stay short.
+    gc.freeze()
     sock = bind_socket(config.server.host, port)
     site = web.SockSite(runner, sock, shutdown_timeout=config.server.shutdown_timeout)
     await site.start()

@@ -23,11 +23,16 @@ class RowKey(NamedTuple):
     version: int
 
 
-class Record(Struct, array_like=True, frozen=True):
+class Record(Struct, array_like=True, frozen=True, gc=False):
     """One stored row.
 
     Times are microseconds since the Unix epoch (UTC). ``revision`` starts at 1
     and grows by one with every applied write.
+
+    ``gc=False``: caches hold tens of thousands of records, and the garbage collector
+    scanning them all on every full collection set the BatchGet p99 (docs/performance.md).
+    A record holds only scalars, a dict of scalars and lists of scalars, so it can never
+    be part of a reference cycle, which is what msgspec requires of an untracked struct.
     """
 
     values: dict[str, Any]
