@@ -9,12 +9,12 @@ that are stopped when the test ends, whatever its outcome.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from dsf_e2e import Daemon, Names, SpawnDaemon
+from dsf_e2e import Daemon
+from dsf_e2e import names as names
+from dsf_e2e import spawn_daemon as spawn_daemon
 
 from dsfeatures.client import Client
 
@@ -37,42 +37,6 @@ def base_url(daemon: Daemon) -> str:
     assert daemon.proc is not None
     assert daemon.proc.poll() is None, f"the session daemon exited; output:\n{daemon.output()}"
     return daemon.url
-
-
-@pytest.fixture
-def spawn_daemon(tmp_path: Path) -> Iterator[SpawnDaemon]:
-    """Start extra daemons: ``spawn_daemon(data_dir=None, workers=None, config=None)``."""
-    started: list[Daemon] = []
-
-    def spawn(
-        data_dir: Path | None = None,
-        *,
-        workers: int | None = None,
-        config: Path | None = None,
-        **kw: Any,
-    ) -> Daemon:
-        n = len(started)
-        d = Daemon(
-            data_dir or tmp_path / f"data{n}",
-            tmp_path / f"daemon{n}.log",
-            workers=workers,
-            config=config,
-            **kw,
-        )
-        started.append(d)
-        return d.start()
-
-    try:
-        yield spawn
-    finally:
-        for d in reversed(started):
-            d.stop()
-
-
-@pytest.fixture
-def names() -> Names:
-    """Unique names for this test."""
-    return Names()
 
 
 @pytest.fixture

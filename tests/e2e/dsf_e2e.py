@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -257,3 +257,42 @@ def embedding_group(
         ],
         "owner": {"team": "search"},
     }
+
+
+# --- fixtures shared by the e2e, ingest and reliability suites (imported by their conftests)
+
+
+@pytest.fixture
+def spawn_daemon(tmp_path: Path) -> Iterator[SpawnDaemon]:
+    """Start extra daemons: ``spawn_daemon(data_dir=None, workers=None, config=None)``."""
+    started: list[Daemon] = []
+
+    def spawn(
+        data_dir: Path | None = None,
+        *,
+        workers: int | None = None,
+        config: Path | None = None,
+        **kw: Any,
+    ) -> Daemon:
+        n = len(started)
+        d = Daemon(
+            data_dir or tmp_path / f"data{n}",
+            tmp_path / f"daemon{n}.log",
+            workers=workers,
+            config=config,
+            **kw,
+        )
+        started.append(d)
+        return d.start()
+
+    try:
+        yield spawn
+    finally:
+        for d in reversed(started):
+            d.stop()
+
+
+@pytest.fixture
+def names() -> Names:
+    """Unique names for this test."""
+    return Names()

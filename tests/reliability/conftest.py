@@ -8,50 +8,12 @@ figures each scenario measures are printed again at the end of the run, under
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from dsf_workload import FIGURES
 
-from tests.e2e.dsf_e2e import Daemon, Names, SpawnDaemon
-
-
-@pytest.fixture
-def spawn_daemon(tmp_path: Path) -> Iterator[SpawnDaemon]:
-    """Start daemons: ``spawn_daemon(data_dir=None, *, workers=None, config=None, extra=())``."""
-    started: list[Daemon] = []
-
-    def spawn(
-        data_dir: Path | None = None,
-        *,
-        workers: int | None = None,
-        config: Path | None = None,
-        **kw: Any,
-    ) -> Daemon:
-        n = len(started)
-        d = Daemon(
-            data_dir or tmp_path / f"data{n}",
-            tmp_path / f"daemon{n}.log",
-            workers=workers,
-            config=config,
-            **kw,
-        )
-        started.append(d)
-        return d.start()
-
-    try:
-        yield spawn
-    finally:
-        for d in reversed(started):
-            d.stop()
-
-
-@pytest.fixture
-def names() -> Names:
-    """Unique names for this test."""
-    return Names()
+from tests.e2e.dsf_e2e import names as names
+from tests.e2e.dsf_e2e import spawn_daemon as spawn_daemon
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

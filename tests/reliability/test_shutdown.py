@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -24,10 +23,7 @@ from dsf_workload import Fault, LoadReport, LoadSpec, report_figure, run_load
 
 from tests.e2e.dsf_e2e import TLS, Daemon, Names, SpawnDaemon, scalar_group
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(sys.platform != "linux", reason="reads worker processes from /proc"),
-]
+pytestmark = pytest.mark.e2e
 
 FEATURES = [{"name": "rev", "type": "int64"}, {"name": "tag", "type": "string"}]
 
