@@ -80,6 +80,20 @@ class Stack:
             body = embedding_group(emb, etype, dimension=DIM, metric="l2", extra_features=features)
             r = c.post("/v1/registry/groups", json=body)
             assert r.status_code == 201, r.text
+            # The previous scenario's fault may still be fading out (a breaker's retry
+            # delay, pooled connections to a restarted server): start the run only once a
+            # write through the cache and a read answer again.
+            probe = {"rows": [{"group": scalar, "entity_id": "probe", "values": {"rev": 0}}]}
+            read = {"entities": {etype: ["probe"]}, "features": [f"{scalar}:rev"]}
+            deadline = time.monotonic() + 15.0
+            while True:
+                w = c.post("/v1/features/write", json=probe)
+                g = c.post("/v1/features/get", json=read)
+                answered = w.status_code == 200 and g.status_code == 200
+                if answered and g.json()["rows"][0]["statuses"] == ["PRESENT"]:
+                    break
+                assert time.monotonic() < deadline, (w.text, g.text)
+                time.sleep(0.2)
         return LoadSpec(
             url=self.daemon.url,
             entity_type=etype,
