@@ -120,7 +120,7 @@ class ValkeyCache:
         settled_ttl_ms: lifetime of a settled multi-writer marker.
         fill_window_ms: a reader fills only this soon after its lookup.
         socket_timeout: seconds per ValKey command.
-        retry_after_seconds: how long the breaker bypasses a failed ValKey.
+        retry_after_seconds: how long the breaker bypasses ValKey after three failures in a row.
         key_prefix: first part of every key (several deployments can share a ValKey).
     """
 
@@ -152,6 +152,7 @@ class ValkeyCache:
         self._mark_sha = ""
         self._settle_sha = ""
         self._down_until = 0.0
+        self._failures = 0  # consecutive failures; three open the breaker
         self._up = _CACHE_UP.labels("valkey")
         self._heads: dict[tuple[str, int, str], str] = {}
         self._decoded: dict[bytes, Record] = {}
@@ -194,12 +195,16 @@ class ValkeyCache:
 
     def _trip(self, op: str) -> None:
         CACHE_ERRORS.labels(op).inc()
+        self._failures += 1
+        if self._failures < 3 and not self._down_until:
+            return  # one slow or failed command is not an outage: only that call fails
         if not self._down_until or time.monotonic() >= self._down_until:
             log.warning("ValKey cache %s failed; bypassing it for %.1fs", op, self._retry_after)
         self._down_until = time.monotonic() + self._retry_after
         self._up.set(0)
 
     def _ok(self) -> None:
+        self._failures = 0
         if self._down_until:
             log.info("ValKey cache answers again")
             self._down_until = 0.0
@@ -226,7 +231,7 @@ class ValkeyCache:
         except (RedisError, OSError) as e:
             self._trip("lookup")
             raise BackendUnavailable(f"ValKey lookup failed: {e}") from e
-        if self._down_until:
+        if self._down_until or self._failures:
             self._ok()
         out: list[CacheLookup] = []
         memo = self._decoded
