@@ -115,6 +115,8 @@ class LoadReport:
     fault: Fault | None = None
     #: (time done, operation, lane, ok) of every request.
     timeline: list[tuple[float, str, str, bool]] = field(default_factory=list)
+    #: (time done, "operation:lane", kind, the daemon's message) of every failure.
+    failure_log: list[tuple[float, str, str, str]] = field(default_factory=list)
     run_started: float = 0.0
     run_ended: float = 0.0
 
@@ -123,6 +125,21 @@ class LoadReport:
             1
             for t, _, ln, ok in self.timeline
             if not ok and start <= t < end and (lane is None or ln == lane)
+        )
+
+    def failure_detail(
+        self, start: float = 0.0, end: float = float("inf"), what: str | None = None
+    ) -> Counter[str]:
+        """Failures counted by ``operation:lane``, kind and message (for assertion messages).
+
+        Args:
+            start, end: the window (monotonic seconds; default: the whole run).
+            what: only this ``operation:lane`` (for example ``write:scalar``).
+        """
+        return Counter(
+            f"{w} {kind}: {message}"
+            for t, w, kind, message in self.failure_log
+            if start <= t < end and (what is None or w == what)
         )
 
     def requests_between(self, start: float, end: float, lane: str | None = None) -> int:
@@ -162,13 +179,15 @@ class _Run:
         self.stop = asyncio.Event()
         self.rng = random.Random(spec.seed)
 
-    def note(self, op: str, lane: str, ok: bool, kind: str = "") -> None:
+    def note(self, op: str, lane: str, ok: bool, kind: str = "", message: str = "") -> None:
         r = self.report
+        now = time.monotonic()
         r.requests[f"{op}:{lane}"] += 1
         if not ok:
             r.failures[f"{op}:{lane}"] += 1
             r.failure_kinds[kind] += 1
-        r.timeline.append((time.monotonic(), op, lane, ok))
+            r.failure_log.append((now, f"{op}:{lane}", kind, message))
+        r.timeline.append((now, op, lane, ok))
 
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(
@@ -203,12 +222,12 @@ class _Run:
                         json={"mode": "upsert", "lane": "stream", "rows": rows},
                     )
                 except httpx.HTTPError as e:
-                    self.note("write", lane, False, type(e).__name__)
+                    self.note("write", lane, False, type(e).__name__, str(e)[:120])
                     await asyncio.sleep(0.05)
                     continue
                 done = time.monotonic()
                 if r.status_code != 200:
-                    self.note("write", lane, False, f"{r.status_code} {_code(r)}")
+                    self.note("write", lane, False, f"{r.status_code} {_code(r)}", _message(r))
                     await asyncio.sleep(0.05)  # a client's backoff
                     continue
                 self.note("write", lane, True)
@@ -251,11 +270,11 @@ class _Run:
                         },
                     )
                 except httpx.HTTPError as e:
-                    self.note("read", lane, False, type(e).__name__)
+                    self.note("read", lane, False, type(e).__name__, str(e)[:120])
                     await asyncio.sleep(0.05)
                     continue
                 if r.status_code != 200:
-                    self.note("read", lane, False, f"{r.status_code} {_code(r)}")
+                    self.note("read", lane, False, f"{r.status_code} {_code(r)}", _message(r))
                     await asyncio.sleep(0.05)
                     continue
                 unavailable = False
@@ -280,11 +299,12 @@ class _Run:
                         json={"group": group, "vector": [1.0] * dim, "k": 5},
                     )
                 except httpx.HTTPError as e:
-                    self.note("search", "embedding", False, type(e).__name__)
+                    self.note("search", "embedding", False, type(e).__name__, str(e)[:120])
                     await asyncio.sleep(0.05)
                     continue
                 ok = r.status_code == 200
-                self.note("search", "embedding", ok, f"{r.status_code} {_code(r)}")
+                kind = f"{r.status_code} {_code(r)}"
+                self.note("search", "embedding", ok, kind, "" if ok else _message(r))
                 await asyncio.sleep(0.02 if ok else 0.05)
 
     # --- the checks -----------------------------------------------------------------------
@@ -348,6 +368,13 @@ async def _read_until_available(
         if time.monotonic() > deadline:
             raise AssertionError(f"final read still failing: {r.status_code} {r.text[:300]}")
         await asyncio.sleep(0.2)
+
+
+def _message(r: httpx.Response) -> str:
+    try:
+        return str(r.json().get("message", ""))[:160]
+    except ValueError:
+        return r.text[:160]
 
 
 def _code(r: httpx.Response) -> str:

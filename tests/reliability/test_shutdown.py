@@ -152,7 +152,13 @@ async def test_sigkill_of_one_worker_leaves_the_other_serving(
         f = Fault("SIGKILL of one of two workers under load")
         await asyncio.sleep(2.0)
         f.started = time.monotonic()
-        os.kill(victim, signal.SIGKILL)
+        try:
+            os.kill(victim, signal.SIGKILL)
+        except ProcessLookupError:
+            pytest.fail(
+                f"worker {victim} was gone before the fault (workers now "
+                f"{_workers(daemon, timeout=0)}); daemon output:\n{daemon.output()[-4000:]}"
+            )
         f.injected["SIGKILL"] = 1
         nonlocal after
         after = await asyncio.to_thread(lambda: _respawned(daemon, before - {victim}, victim))
