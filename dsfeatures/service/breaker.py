@@ -5,6 +5,14 @@ After ``threshold`` consecutive failures a backend is skipped for
 retryable 503, instead of each request waiting out its deadline on a dead
 backend. Then one call is let through; its success closes the breaker.
 
+Failures are counted per episode, not per call: a call that was already in
+flight when the previous failure was counted fails with it but does not count
+again. One stall of a backend (a pause, one slow moment under load) hits every
+concurrent call at once; counted per call, it would open the breaker and refuse
+traffic for ``reset_after`` seconds after the backend had already recovered.
+A backend that is really down fails calls started after each failure, so it
+still opens the breaker after ``threshold`` failures in a row.
+
 Written here rather than taken from a library: the circuit-breaker packages
 on PyPI wrap calls in decorators or sync-first state machines, while the hot
 path only needs two integer checks per store call.
@@ -35,7 +43,16 @@ class Breaker:
         reset_after: seconds the breaker stays open before a trial call.
     """
 
-    __slots__ = ("_gauge", "_open_until", "_trial", "failures", "name", "reset_after", "threshold")
+    __slots__ = (
+        "_gauge",
+        "_last_failure",
+        "_open_until",
+        "_trial",
+        "failures",
+        "name",
+        "reset_after",
+        "threshold",
+    )
 
     def __init__(self, name: str, *, threshold: int = 5, reset_after: float = 1.0) -> None:
         self.name = name
@@ -43,6 +60,7 @@ class Breaker:
         self.reset_after = reset_after
         self.failures = 0
         self._open_until = 0.0
+        self._last_failure = 0.0
         self._trial = False
         self._gauge = BREAKER_OPEN.labels(name)
         self._gauge.set(0)
@@ -65,8 +83,18 @@ class Breaker:
         self._open_until = 0.0
         self._trial = False
 
-    def failure(self) -> None:
-        """The call failed (error or timeout)."""
+    def failure(self, started: float | None = None) -> None:
+        """The call failed (error or timeout).
+
+        Args:
+            started: when the call began (``time.monotonic()``). A call that began
+                before the last counted failure is part of that episode and does not
+                count again. None: count it.
+        """
+        now = time.monotonic()
+        if started is not None and started < self._last_failure:
+            return
+        self._last_failure = now
         self.failures += 1
         if self._trial or self.failures >= self.threshold:
             if not self._open_until or self._trial:
@@ -76,7 +104,7 @@ class Breaker:
                     self.failures,
                     self.reset_after,
                 )
-            self._open_until = time.monotonic() + self.reset_after
+            self._open_until = now + self.reset_after
             self._trial = False
             self._gauge.set(1)
 

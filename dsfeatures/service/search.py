@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from dsfeatures.errors import BackendUnavailable, DeadlineExceeded, InvalidRequest
 from dsfeatures.registry.catalog import Catalog, parse_group_ref
@@ -64,15 +65,16 @@ class Searcher:
         breaker = self._breaker
         if not breaker.allow():
             raise BackendUnavailable("vector store is failing; retry shortly")
+        t = time.monotonic()
         try:
             async with asyncio.timeout(self._timeout):
                 hits = await self._vectors.search(cg, vector, req.k, filters, req.min_score)
         except TimeoutError:
-            breaker.failure()
+            breaker.failure(t)
             raise DeadlineExceeded(f"vector store did not answer within {self._timeout}s") from None
         except BaseException as e:
             if counts_as_failure(e):
-                breaker.failure()
+                breaker.failure(t)
             raise
         breaker.success()
         return SearchResponse([SearchHit(eid, score) for eid, score in hits])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
@@ -183,25 +184,24 @@ class Writer:
         breaker = self._breakers[label]
         if not breaker.allow():
             raise BackendUnavailable(f"{label} store is failing; nothing written, retry shortly")
-        loop = asyncio.get_running_loop()
-        t = loop.time()
+        t = time.monotonic()
         try:
             async with asyncio.timeout(self._timeout):
                 out = await store.write(ops)
             breaker.success()
             return out
         except TimeoutError:
-            breaker.failure()
+            breaker.failure(t)
             raise BackendUnavailable(
                 f"{label} store did not answer within {self._timeout}s; "
                 "the write may be partly applied"
             ) from None
         except BaseException as e:
             if counts_as_failure(e):
-                breaker.failure()
+                breaker.failure(t)
             raise
         finally:
-            STORE_LATENCY.labels(label, "write").observe(loop.time() - t)
+            STORE_LATENCY.labels(label, "write").observe(time.monotonic() - t)
 
     async def _apply_scalar(self, ops: list[WriteOp]) -> list[WriteOutcome]:
         if not ops:
@@ -305,17 +305,18 @@ class Writer:
         if not breaker.allow():
             aw.close()
             raise BackendUnavailable(f"{label} store is failing; nothing deleted, retry shortly")
+        t = time.monotonic()
         try:
             async with asyncio.timeout(self._timeout):
                 out = await aw
         except TimeoutError:
-            breaker.failure()
+            breaker.failure(t)
             raise DeadlineExceeded(
                 f"{label} store did not answer within {self._timeout}s"
             ) from None
         except BaseException as e:
             if counts_as_failure(e):
-                breaker.failure()
+                breaker.failure(t)
             raise
         breaker.success()
         return out

@@ -1,5 +1,6 @@
-"""The circuit breaker: opens after consecutive failures, half-opens once, closes on success;
-and the service answers at once while a store's breaker is open."""
+"""The circuit breaker: opens after consecutive failures (one stall of concurrent calls
+counting once), half-opens once, closes on success; and the service answers at once while
+a store's breaker is open."""
 
 from __future__ import annotations
 
@@ -48,6 +49,27 @@ def test_a_success_resets_the_count() -> None:
     b.success()
     b.failure()
     assert b.allow()
+
+
+def test_one_stall_counts_once_however_many_calls_it_hit() -> None:
+    b = Breaker("t", threshold=3, reset_after=10)
+    started = time.monotonic()
+    for _ in range(8):  # eight concurrent calls time out together: one episode
+        b.failure(started)
+    assert b.failures == 1
+    assert b.allow()
+    # calls started after each counted failure fail too: the backend is down
+    for expected in (2, 3):
+        b.failure(time.monotonic())
+        assert b.failures == expected
+    assert not b.allow()
+
+
+def test_a_failure_without_a_start_time_always_counts() -> None:
+    b = Breaker("t", threshold=2, reset_after=10)
+    b.failure()
+    b.failure()
+    assert not b.allow()
 
 
 def test_what_counts_as_failure() -> None:
