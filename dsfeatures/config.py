@@ -169,6 +169,8 @@ class AuthConfig(Struct, frozen=True, forbid_unknown_fields=True):
 
     tokens_file: str = ""
     """File of API tokens; empty means authentication is off."""
+    reload_seconds: Annotated[float, Meta(ge=0)] = 5.0
+    """How often the tokens file is checked for changes (re-read when changed); 0: never."""
 
 
 class Config(Struct, frozen=True, forbid_unknown_fields=True):

@@ -20,7 +20,7 @@ from dsfeatures.api.middleware import INFLIGHT, Inflight, error_middleware
 from dsfeatures.api.openapi import openapi_document
 from dsfeatures.api.ui import ui_routes
 from dsfeatures.config import Config
-from dsfeatures.service.auth import load_tokens
+from dsfeatures.service.auth import TokensFile
 from dsfeatures.service.core import Service
 from dsfeatures.service.registry import ChangeSignal
 
@@ -54,6 +54,13 @@ async def _openapi(request: web.Request) -> web.Response:
     return web.Response(body=request.app[OPENAPI], content_type="application/json")
 
 
+async def _watch_tokens(tokens_file: TokensFile, interval: float) -> None:
+    """Look at the tokens file every ``interval`` seconds; re-read it when it changed."""
+    while True:
+        await asyncio.sleep(interval)
+        await asyncio.to_thread(tokens_file.check)
+
+
 def create_app(
     config: Config, *, workers: int = 1, registry_signal: ChangeSignal | None = None
 ) -> web.Application:
@@ -68,8 +75,9 @@ def create_app(
         middlewares=[error_middleware, auth_middleware],
         client_max_size=config.limits.max_body_bytes,
     )
-    if config.auth.tokens_file:
-        app[TOKENS] = load_tokens(config.auth.tokens_file)
+    tokens_file = TokensFile(config.auth.tokens_file) if config.auth.tokens_file else None
+    if tokens_file is not None:
+        app[TOKENS] = tokens_file.tokens
     app[CONFIG] = config
     app[INFLIGHT] = Inflight()
     app[METRICS] = _metrics_renderer()
@@ -86,8 +94,13 @@ def create_app(
         )
         flusher = asyncio.create_task(svc.freshness.flush_forever())
         auditor = asyncio.create_task(svc.audit.flush_forever())
+        tasks = [refresher, flusher, auditor]
+        if tokens_file is not None and config.auth.reload_seconds > 0:
+            tasks.append(
+                asyncio.create_task(_watch_tokens(tokens_file, config.auth.reload_seconds))
+            )
         yield
-        for task in (refresher, flusher, auditor):
+        for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

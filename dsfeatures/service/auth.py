@@ -17,12 +17,17 @@ Scopes:
   any write scope also allows reads;
 * ``admin``: everything, including registry changes and GDPR erasure.
 
-``dsfeatures token new`` makes a token and prints its file entry.
+``dsfeatures token new`` makes a token and prints its file entry. The daemon
+looks at the file every ``auth.reload_seconds`` and re-reads it when it changed,
+so tokens are added, rotated and revoked without a restart; a file that turns bad
+is refused (logged, counted) and the tokens loaded before stay in force.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 import re
 import secrets
 import tomllib
@@ -32,6 +37,7 @@ from typing import Annotated
 
 import msgspec
 from msgspec import Meta, Struct
+from prometheus_client import Counter
 
 from dsfeatures.errors import Forbidden, InvalidRequest, Unauthorized
 from dsfeatures.registry.catalog import CompiledGroup
@@ -40,11 +46,20 @@ __all__ = [
     "Principal",
     "TokenEntry",
     "Tokens",
+    "TokensFile",
     "hash_token",
     "is_scope",
     "load_tokens",
     "new_token",
 ]
+
+log = logging.getLogger(__name__)
+
+TOKEN_RELOADS = Counter(
+    "dsf_tokens_reloads_total",
+    "Re-reads of a changed tokens file, by result (ok, or error: the old tokens stay)",
+    ["result"],
+)
 
 _SCOPE = re.compile(r"^(read|admin|write:\*|write:group:[a-z_][a-z0-9_]*|write:team:[^\s]{1,128})$")
 
@@ -132,6 +147,10 @@ class Tokens:
     def __len__(self) -> int:
         return len(self._by_hash)
 
+    def replace(self, other: Tokens) -> None:
+        """Take ``other``'s tokens in place (one reference swap: callers keep this object)."""
+        self._by_hash = other._by_hash
+
     def authenticate(self, authorization: str | None) -> Principal:
         """The caller presenting ``Authorization: Bearer TOKEN``.
 
@@ -173,4 +192,65 @@ def load_tokens(path: str | Path) -> Tokens:
                 )
     if not parsed.tokens:
         raise InvalidRequest(f"tokens file {path}: no tokens (authentication would refuse all)")
+    seen: dict[str, str] = {}
+    for i, entry in enumerate(parsed.tokens):
+        if entry.sha256 in seen:
+            raise InvalidRequest(
+                f"tokens file {path}: tokens[{i}] ({entry.name}): the same token as "
+                f"{seen[entry.sha256]!r} is listed twice"
+            )
+        seen[entry.sha256] = entry.name
     return Tokens(parsed.tokens)
+
+
+_Stamp = tuple[int, int, int, int] | None
+
+
+def _stamp(path: Path) -> _Stamp:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+class TokensFile:
+    """A tokens file and the tokens read from it, re-read when the file changes.
+
+    A change is a different inode, modification time or size (an edit in place, or a
+    new file renamed over the old one, as secret mounts do).
+
+    Args:
+        path: the TOML tokens file.
+
+    Raises:
+        InvalidRequest: the file is bad at start (the daemon does not start).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._seen = _stamp(self.path)
+        self.tokens = load_tokens(self.path)
+
+    def check(self) -> bool:
+        """Re-read the file if it changed since the last look.
+
+        Returns:
+            True if new tokens are in force. A missing or bad file keeps the tokens
+            loaded before (an error is logged, ``dsf_tokens_reloads_total{result="error"}``
+            counts it) and is read again once it changes again.
+        """
+        now = _stamp(self.path)
+        if now == self._seen:
+            return False
+        self._seen = now
+        try:
+            fresh = load_tokens(self.path)
+        except InvalidRequest as e:
+            TOKEN_RELOADS.labels("error").inc()
+            log.error("%s; keeping the %d tokens loaded before", e.message, len(self.tokens))
+            return False
+        self.tokens.replace(fresh)
+        TOKEN_RELOADS.labels("ok").inc()
+        log.info("tokens file %s re-read: %d tokens (pid %d)", self.path, len(fresh), os.getpid())
+        return True

@@ -3,6 +3,7 @@ tokens never in logs."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -132,3 +133,49 @@ def test_tokens_never_appear_in_logs(authd: Daemon, secrets: dict[str, str]) -> 
     output = authd.output()
     for secret in secrets.values():
         assert secret not in output
+
+
+def test_tokens_are_rotated_without_a_restart(spawn_daemon: SpawnDaemon, tmp_path: Path) -> None:
+    """Edit the file: every worker takes the new tokens; a bad edit changes nothing."""
+    old, new = "dsf_test_rotate_old_0123456789", "dsf_test_rotate_new_0123456789"
+
+    def entry(name: str, token: str) -> str:
+        return f'[[tokens]]\nname = "{name}"\nsha256 = "{hash_token(token)}"\nscopes = ["read"]\n'
+
+    tokens = tmp_path / "tokens.toml"
+    tokens.write_text(entry("reader-2025", old))
+    config = tmp_path / "dsf.toml"
+    config.write_text(f'[auth]\ntokens_file = "{tokens}"\nreload_seconds = 0.2\n')
+    daemon = spawn_daemon(config=config, workers=2)
+
+    def status(token: str) -> int:
+        # a new connection each time: the kernel spreads them over both workers
+        with httpx.Client(base_url=daemon.url, timeout=10.0) as c:
+            r = c.get("/v1/registry/groups", headers={"Authorization": f"Bearer {token}"})
+            return r.status_code
+
+    def settle(token: str, want: int) -> None:
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
+            if all(status(token) == want for _ in range(8)):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"still not {want} after 10 s")
+
+    assert status(old) == 200
+    assert status(new) == 401
+    # rotation: the new token in, the old one out, as one edit
+    staged = tmp_path / "tokens.toml.new"
+    staged.write_text(entry("reader-2026", new))
+    staged.replace(tokens)
+    settle(new, 200)
+    settle(old, 401)
+    # a broken edit is refused and logged; the tokens in force stay
+    tokens.write_text(entry("reader-2026", new) + 'scopes = "oops"\n')
+    deadline = time.monotonic() + 10.0
+    while "keeping the 1 tokens loaded before" not in daemon.output():
+        assert time.monotonic() < deadline, daemon.output()[-2000:]
+        time.sleep(0.1)
+    assert all(status(new) == 200 for _ in range(8))
+    assert new not in daemon.output()
+    assert old not in daemon.output()
