@@ -122,6 +122,7 @@ class Daemon:
         for attempt in range(3):  # the free port may be taken between probe and bind
             self.port = free_port()
             with open(self.log_path, "ab") as log:
+                log_from = log.tell()
                 self.proc = subprocess.Popen(
                     self._argv(),
                     stdin=subprocess.DEVNULL,
@@ -130,7 +131,7 @@ class Daemon:
                     env=_clean_env(),
                     start_new_session=True,
                 )
-            if self._wait_healthy(timeout):
+            if self._wait_healthy(timeout, log_from):
                 return self
             code = self.proc.poll()
             self.stop()
@@ -143,7 +144,13 @@ class Daemon:
             )
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _wait_healthy(self, timeout: float) -> bool:
+    def _wait_healthy(self, timeout: float, log_from: int = 0) -> bool:
+        """Wait until ``/healthz`` answers and every worker serves.
+
+        ``/healthz`` answers as soon as one worker listens; the supervisor prints its
+        ``dsfeatures listening on`` line once all of them do (a test that counts
+        connections per worker, or kills one, needs them all).
+        """
         assert self.proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -151,12 +158,20 @@ class Daemon:
                 return False
             try:
                 r = httpx.get(f"{self.url}/healthz", timeout=0.5, verify=TLS)
-                if r.status_code == 200:
+                if r.status_code == 200 and self._announced(log_from):
                     return True
             except httpx.HTTPError:
                 pass
             time.sleep(0.05)
         return False
+
+    def _announced(self, log_from: int) -> bool:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(log_from)
+                return b"dsfeatures listening on http" in f.read()
+        except OSError:
+            return False
 
     def stop(self) -> None:
         """SIGTERM the process we started, wait, then SIGKILL its process group."""
