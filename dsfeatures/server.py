@@ -219,30 +219,53 @@ def _supervise(config: Config, port: int, workers: int, holder: socket.socket) -
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    last_restart: dict[int, float] = {}
+    last_start: dict[int, float] = {slot: time.monotonic() for slot in procs}
+    failed_starts: dict[int, int] = {}  # starts in a row that died before serving
+    due: dict[int, float] = {}  # slots waiting to be started again, and when
     while True:
         if not announced and all(e.is_set() for e in ready.values()):
             print(f"dsfeatures listening on http://{config.server.host}:{port}", flush=True)
             announced = True
-        sentinels = {p.sentinel: slot for slot, p in procs.items()}
+        now = time.monotonic()
+        for slot, when in list(due.items()):
+            if now >= when and not stopping:
+                del due[slot]
+                last_start[slot] = now
+                start(slot)
+        sentinels = {p.sentinel: slot for slot, p in procs.items() if slot not in due}
         done = multiprocessing.connection.wait(list(sentinels), timeout=0.2)
         for s in done:
             slot = sentinels[s]
             procs[slot].join()
             if stopping:
                 continue
-            if not ready[slot].is_set():
-                # It died before serving (a bad setting, a backend down at start):
-                # restarting would only repeat that. Stop everything and say so.
-                log.error("worker %d failed to start (exit %s)", slot, procs[slot].exitcode)
+            code = procs[slot].exitcode
+            if ready[slot].is_set():
+                failed_starts.pop(slot, None)
+                log.warning("worker %d exited with %s; restarting", slot, code)
+                # at most one start per second and slot (a worker dying at once)
+                due[slot] = max(time.monotonic(), last_start[slot] + 1.0)
+            elif not announced:
+                # It died before the daemon ever served (a bad setting, a backend down
+                # at start): restarting would only repeat that. Stop everything, say so.
+                log.error("worker %d failed to start (exit %s)", slot, code)
                 on_signal(signal.SIGTERM, None)
                 for p in procs.values():
                     p.join()
                 sys.exit(2)
-            log.warning("worker %d exited with %s; restarting", slot, procs[slot].exitcode)
-            if time.monotonic() - last_restart.get(slot, 0.0) < 1.0:
-                time.sleep(1.0)
-            last_restart[slot] = time.monotonic()
-            start(slot)
+            else:
+                # A replacement could not start (a backend unreachable just now): the
+                # settings were good, so the other workers go on serving and it is tried
+                # again, waiting longer each time (1, 2, 4 ... 30 s).
+                n = failed_starts[slot] = failed_starts.get(slot, 0) + 1
+                delay = min(30.0, 2.0 ** (n - 1))
+                log.error(
+                    "worker %d could not start again (exit %s, %d in a row); retrying in %.0fs",
+                    slot,
+                    code,
+                    n,
+                    delay,
+                )
+                due[slot] = time.monotonic() + delay
         if stopping and all(not p.is_alive() for p in procs.values()):
             break

@@ -5,6 +5,8 @@
   that was acknowledged (and only values that were written).
 * SIGKILL of one worker during the run: the other worker keeps serving, the supervisor
   starts a new worker, both serve afterwards, and every acknowledged write is there.
+* A replacement worker that cannot start (DynamoDB unreachable) is retried with growing
+  delays while the other worker serves; the daemon never stops.
 
 The load and the checks are those of the fault suite (``dsf_workload.py``).
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -21,7 +24,9 @@ import httpx
 import pytest
 from dsf_workload import Fault, LoadReport, LoadSpec, report_figure, run_load
 
-from tests.e2e.dsf_e2e import TLS, Daemon, Names, SpawnDaemon, scalar_group
+from tests.e2e.dsf_e2e import DSF_BIN, TLS, Daemon, Names, SpawnDaemon, scalar_group
+from tests.servers.aws import DynaliteServer
+from tests.servers.faultproxy import BackgroundFaultProxy
 
 pytestmark = pytest.mark.e2e
 
@@ -233,3 +238,58 @@ def _listening(pid: int, port: int) -> bool:
         except OSError:
             continue
     return False
+
+
+def test_a_replacement_that_cannot_start_is_retried_while_the_other_worker_serves(
+    spawn_daemon: SpawnDaemon, tmp_path: Path, names: Names, dynalite: DynaliteServer
+) -> None:
+    """A worker dies while DynamoDB is unreachable, so its replacement cannot start: the
+    supervisor keeps the other worker serving and retries, with growing delays, until
+    DynamoDB answers again; the daemon never stops."""
+    table = "shut" + names.token
+    subprocess.run(
+        [
+            str(DSF_BIN),
+            "dynamodb",
+            "create-table",
+            "--table",
+            table,
+            "--endpoint",
+            dynalite.endpoint,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    with BackgroundFaultProxy("127.0.0.1", dynalite.port) as proxy:
+        config = tmp_path / "dsf.toml"
+        config.write_text(
+            f'[dynamodb]\ntable = "{table}"\nendpoint = "http://127.0.0.1:{proxy.port}"\n'
+            "connect_timeout = 0.5\nread_timeout = 1.0\n"
+        )
+        daemon = spawn_daemon(workers=2, config=config)
+        before = _workers(daemon)
+        assert len(before) == 2, before
+        victim = min(before)
+        proxy.refuse()  # DynamoDB unreachable: a new worker cannot open its store
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while daemon.output().count("could not start again") < 2:
+            assert time.monotonic() < deadline, daemon.output()[-3000:]
+            assert daemon.proc is not None
+            assert daemon.proc.poll() is None, daemon.output()[-3000:]
+            # the surviving worker still answers (its reads of DynamoDB fail: UNAVAILABLE)
+            assert httpx.get(f"{daemon.url}/healthz", timeout=5).status_code == 200
+            time.sleep(0.2)
+        assert "retrying in 2s" in daemon.output()  # the second retry waits longer
+        proxy.pass_through()
+        after = _respawned(daemon, before - {victim}, victim)
+        assert len(after) == 2, (after, daemon.output()[-3000:])
+        assert daemon.proc.poll() is None
+        etype, group = names.etype(), names.group("stats")
+        r = httpx.post(
+            f"{daemon.url}/v1/registry/groups",
+            json=scalar_group(group, etype, FEATURES),
+            timeout=10,
+        )
+        assert r.status_code == 201, r.text
