@@ -35,9 +35,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from hiredis import pack_command
 from prometheus_client import Counter, Gauge
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import AbstractConnection, ConnectionPool
+from redis.driver_info import DriverInfo
 from redis.exceptions import NoScriptError, RedisError
 
 from dsfeatures.errors import BackendUnavailable
@@ -149,6 +152,10 @@ class ValkeyCache:
         self._timeout = socket_timeout
         self._retry_after = retry_after_seconds
         self._client: Any = None
+        # Standalone lookups hold connections of their own pool (idle ones in _held), so
+        # writes and fills find the client's pooled connections free as before.
+        self._lookup_pool: ConnectionPool | None = None
+        self._held: list[AbstractConnection] = []
         self._mark_sha = ""
         self._settle_sha = ""
         self._down_until = 0.0
@@ -168,7 +175,11 @@ class ValkeyCache:
         if self._cluster:
             self._client = RedisCluster.from_url(self._url, **opts)
         else:
+            # Resolved once, as the cluster client does: otherwise every new connection
+            # reads redis-py's package metadata from disk, a blocking call on the loop.
+            opts["driver_info"] = DriverInfo()
             self._client = Redis.from_url(self._url, **opts)
+            self._lookup_pool = ConnectionPool.from_url(self._url, **opts)
         try:
             await self._load_scripts()
             self._up.set(1)
@@ -178,6 +189,12 @@ class ValkeyCache:
 
     async def close(self) -> None:
         """Close the connection pool."""
+        if self._lookup_pool is not None:
+            pool, self._lookup_pool = self._lookup_pool, None
+            held, self._held = self._held, []
+            for conn in held:
+                await pool.release(conn)
+            await pool.disconnect()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -226,8 +243,8 @@ class ValkeyCache:
         try:
             if self._cluster:
                 raw = await self._client.mget_nonatomic(ks)
-            else:  # the raw command skips the helper's argument handling
-                raw = await self._client.execute_command("MGET", *ks)
+            else:
+                raw = await self._mget(ks)
         except (RedisError, OSError) as e:
             self._trip("lookup")
             raise BackendUnavailable(f"ValKey lookup failed: {e}") from e
@@ -255,6 +272,42 @@ class ValkeyCache:
             else:  # a marker: read the store, never fill
                 out.append(MARKED)
         return out, ticket
+
+    async def _mget(self, ks: list[bytes]) -> list[bytes | None]:
+        """MGET packed by hiredis and sent on a held connection.
+
+        redis-py's ``execute_command`` costs more than the round trip itself (argument
+        packing in Python, a pool checkout and release under a lock, a retry wrapper
+        and callbacks; docs/performance.md). Like it (the client is built without
+        retries), a failed MGET is not retried: the caller reads the store.
+        """
+        # hiredis' stub types the command as a one-element tuple and leaves the result untyped.
+        packed: bytes = pack_command(("MGET", *ks))  # type: ignore[arg-type]
+        held = self._held
+        pool = self._lookup_pool
+        assert pool is not None, "open() first"
+        # redis-py leaves get_connection unannotated.
+        conn = held.pop() if held else await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            # The pool's check on checkout: a connection the server closed while it
+            # was idle (or that holds unread bytes) is reconnected, not used.
+            if conn.is_connected and await conn.can_read():
+                await conn.disconnect()
+            # Both calls apply the socket timeout and disconnect on any error.
+            await conn.send_packed_command(packed, check_health=False)
+            raw: list[bytes | None] = await conn.read_response()
+        except BaseException:
+            # The reply may be half read: this connection never carries another command.
+            try:
+                await conn.disconnect(nowait=True)
+            finally:
+                await pool.release(conn)
+            raise
+        if held is self._held:
+            held.append(conn)
+        else:  # the cache was closed meanwhile: the connection goes back to its pool
+            await pool.release(conn)
+        return raw
 
     def _keys(self, keys: Sequence[RowKey]) -> list[bytes]:
         """ValKey keys, built from a per-group prefix (most requests repeat few groups)."""

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from dsfeatures.config import load_config
+from dsfeatures.errors import BackendUnavailable
 from dsfeatures.registry.models import Feature, FeatureGroup, Owner
 from dsfeatures.service.core import Service
 from dsfeatures.stores.protocols import ABSENT, MARKED, MISS
@@ -363,3 +364,259 @@ async def test_calls_per_batchget_on_dynamodb_and_valkey(
         assert counted["n"] - d0 == 1
     finally:
         await svc.close()
+
+
+# --- the standalone lookup: MGET on held connections ----------------------------------
+
+
+class TruncatingProxy:
+    """Forwards to ValKey; while armed, a reply of more than ``cut`` bytes is cut after
+    ``cut`` bytes and the client's connection closed (a connection lost mid-reply)."""
+
+    def __init__(self, port: int, cut: int = 40) -> None:
+        self.target = port
+        self.cut = cut
+        self.armed = 0  # replies still to cut
+        self.cuts = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def __aenter__(self) -> TruncatingProxy:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+    async def _handle(self, cr: asyncio.StreamReader, cw: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        sw: asyncio.StreamWriter | None = None
+        try:
+            sr, sw = await asyncio.open_connection("127.0.0.1", self.target)
+            up = asyncio.create_task(self._up(cr, sw))
+            down = asyncio.create_task(self._down(sr, cw))
+            try:
+                await asyncio.wait([up, down], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                up.cancel()
+                down.cancel()
+                await asyncio.gather(up, down, return_exceptions=True)
+        finally:
+            # Closing is enough (and cannot be interrupted by a cancellation half-way).
+            cw.close()
+            if sw is not None:
+                sw.close()
+            self._tasks.discard(task)
+
+    @staticmethod
+    async def _up(cr: asyncio.StreamReader, sw: asyncio.StreamWriter) -> None:
+        while data := await cr.read(65536):
+            sw.write(data)
+            await sw.drain()
+
+    async def _down(self, sr: asyncio.StreamReader, cw: asyncio.StreamWriter) -> None:
+        while data := await sr.read(65536):
+            if self.armed and len(data) > self.cut:
+                self.armed -= 1
+                self.cuts += 1
+                cw.write(data[: self.cut])
+                await cw.drain()
+                return
+            cw.write(data)
+            await cw.drain()
+
+
+def _errors(op: str) -> float:
+    from dsfeatures.stores.valkey import CACHE_ERRORS
+
+    return CACHE_ERRORS.labels(op)._value.get()  # type: ignore[no-any-return]
+
+
+async def _filled(c: ValkeyCache, n: int) -> list[RowKey]:
+    keys = [RowKey("rider", f"h{i}", "g", 1) for i in range(n)]
+    _, ticket = await c.lookup(keys)
+    await c.fill([(k, rec(i + 1, i)) for i, k in enumerate(keys)], ticket)
+    return keys
+
+
+async def test_lookups_reuse_held_connections(valkey: Any) -> None:
+    c = ValkeyCache(valkey.url)
+    await c.open()
+    try:
+        await c._client.flushall()
+        keys = await _filled(c, 20)
+        got = await asyncio.gather(*(c.lookup(keys[i:]) for i in range(8)))
+        for i, (looked, _) in enumerate(got):
+            assert looked == [rec(j + 1, j) for j in range(i, 20)]
+        held = list(c._held)
+        assert 1 <= len(held) <= 8
+        # They come from the lookups' own pool: the client's connections stay free.
+        assert c._lookup_pool is not None
+        assert set(held) <= c._lookup_pool._in_use_connections
+        assert c._client.connection_pool._available_connections
+        for _ in range(5):
+            await c.lookup(keys)
+        assert all(conn in held for conn in c._held)
+        await c.close()
+        assert c._held == []
+    finally:
+        await c.close()
+
+
+async def test_lookup_after_the_server_closed_idle_connections(valkey: Any) -> None:
+    """A held connection the server closed while idle is reconnected, not counted as an error."""
+    c = ValkeyCache(valkey.url)
+    await c.open()
+    try:
+        await c._client.flushall()
+        keys = await _filled(c, 3)
+        await c.lookup(keys)
+        assert c._held
+        errors = _errors("lookup")
+        await c._client.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        await asyncio.sleep(0.05)  # the loop sees the close
+        looked, _ = await c.lookup(keys)
+        assert looked == [rec(1, 0), rec(2, 1), rec(3, 2)]
+        assert _errors("lookup") == errors
+        assert c._failures == 0
+    finally:
+        await c.close()
+
+
+async def test_connection_lost_mid_reply_is_never_reused(valkey: Any) -> None:
+    async with TruncatingProxy(valkey.port) as proxy:
+        c = ValkeyCache(f"redis://127.0.0.1:{proxy.port}/0", retry_after_seconds=0.2)
+        await c.open()
+        try:
+            await c._client.flushall()
+            keys = await _filled(c, 10)
+            await c.lookup(keys)
+            (first,) = c._held
+            stream = first._writer  # the socket; the Connection object may be reconnected
+            assert stream is not None
+            errors = _errors("lookup")
+            # One cut: that lookup fails and is counted; the next one answers on a new
+            # connection, never reading the rest of the cut reply.
+            proxy.armed = 1
+            with pytest.raises(BackendUnavailable, match="lookup failed"):
+                await c.lookup(keys)
+            assert proxy.cuts == 1
+            assert _errors("lookup") == errors + 1
+            assert c._failures == 1
+            assert stream.is_closing()
+            assert c._held == []
+            looked, _ = await c.lookup(keys[5:])
+            assert looked == [rec(i + 1, i) for i in range(5, 10)]
+            assert c._failures == 0
+            assert all(conn._writer is not stream for conn in c._held)
+            errors = _errors("lookup")
+            # Every reply cut: each lookup fails and is counted; three in a row open
+            # the breaker, which then answers without a round trip.
+            proxy.armed = 100
+            for i in range(3):
+                with pytest.raises(BackendUnavailable, match="lookup failed"):
+                    await c.lookup(keys)
+                assert _errors("lookup") == errors + i + 1
+            assert c._held == []
+            calls = c.calls
+            with pytest.raises(BackendUnavailable, match="bypassed"):
+                await c.lookup(keys)
+            assert c.calls == calls
+            # Healed: after retry_after_seconds the next lookup answers, and closes the breaker.
+            proxy.armed = 0
+            await asyncio.sleep(0.25)
+            looked, _ = await c.lookup(keys[3:])
+            assert looked == [rec(i + 1, i) for i in range(3, 10)]
+            assert c._failures == 0
+            assert not c._down_until
+        finally:
+            await c.close()
+
+
+async def test_timed_out_reply_is_not_read_by_the_next_lookup(valkey: Any) -> None:
+    """After a timeout, the late reply must not answer the next lookup's keys."""
+    async with FaultProxy("127.0.0.1", valkey.port) as proxy:
+        c = ValkeyCache(f"redis://127.0.0.1:{proxy.port}/0", socket_timeout=0.1)
+        await c.open()
+        try:
+            await c._client.flushall()
+            keys = await _filled(c, 2)
+            await c.lookup(keys)
+            proxy.delay(0.3)
+            with pytest.raises(BackendUnavailable):
+                await c.lookup(keys[:1])
+            assert c._held == []
+            proxy.pass_through()
+            await asyncio.sleep(0.4)  # the late reply has arrived
+            looked, _ = await c.lookup(keys[1:])
+            assert looked == [rec(2, 1)]
+        finally:
+            await c.close()
+
+
+async def test_cancelled_lookup_drops_its_connection(valkey: Any) -> None:
+    async with FaultProxy("127.0.0.1", valkey.port) as proxy:
+        c = ValkeyCache(f"redis://127.0.0.1:{proxy.port}/0", socket_timeout=1.0)
+        await c.open()
+        try:
+            await c._client.flushall()
+            keys = await _filled(c, 2)
+            await c.lookup(keys)
+            proxy.delay(0.3)
+            task = asyncio.create_task(c.lookup(keys[:1]))
+            await asyncio.sleep(0.05)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert c._held == []
+            proxy.pass_through()
+            await asyncio.sleep(0.4)
+            looked, _ = await c.lookup(keys[1:])
+            assert looked == [rec(2, 1)]
+        finally:
+            await c.close()
+
+
+async def test_cluster_lookup_spans_nodes(valkey_cluster: Any) -> None:
+    """Cluster keys are not hash-tagged: one lookup reads keys on every node."""
+    c = ValkeyCache(valkey_cluster.url, cluster=True)
+    await c.open()
+    try:
+        keys = [RowKey("rider", f"c{uuid.uuid4().hex}", "g", 1) for _ in range(60)]
+        _, ticket = await c.lookup(keys)
+        await c.fill([(k, rec(i + 1, i)) for i, k in enumerate(keys)], ticket)
+        nodes = {c._client.get_node_from_key(cache_key(k)).name for k in keys}
+        assert len(nodes) > 1
+        looked, _ = await c.lookup(keys)
+        assert looked == [rec(i + 1, i) for i in range(60)]
+        assert c._held == []
+    finally:
+        await c.close()
+
+
+async def test_new_connections_make_no_blocking_call(valkey: Any) -> None:
+    """Lookups hold their connections, so writes and concurrent lookups open new ones:
+    that must not block the event loop."""
+    from blockbuster import blockbuster_ctx
+
+    c = ValkeyCache(valkey.url)
+    await c.open()
+    try:
+        keys = await _filled(c, 4)
+        with blockbuster_ctx():
+            await asyncio.gather(*(c.lookup(keys) for _ in range(6)))
+            await c.mark(keys[:1])
+            await c.settle([(keys[0], rec(9, 9))])
+            looked, _ = await c.lookup(keys[:1])
+        assert looked == [rec(9, 9)]
+    finally:
+        await c.close()
