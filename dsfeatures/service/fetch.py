@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from dsfeatures.errors import InvalidRequest
@@ -31,7 +32,7 @@ from dsfeatures.stores.protocols import (
     VectorStore,
 )
 from dsfeatures.stores.record import Record, RowKey
-from dsfeatures.wire.types import MAX_ENTITY_ID_BYTES, GetRequest, GetResponse, GetRow
+from dsfeatures.wire.types import MAX_ENTITY_ID_BYTES, GetRequest, GetResponse, GetRow, Status
 
 __all__ = ["Fetcher", "check_entity_id"]
 
@@ -282,56 +283,17 @@ class Fetcher:
         records: dict[tuple[str, int], list[StoreResult]],
         n: int,
     ) -> GetResponse:
-        """Build the response column by column (list comprehensions and C-level
+        """Build the response: row by row when every feature is of one group (one C call
+        per row), otherwise column by column (list comprehensions and C-level
         transposition instead of a Python loop per value)."""
         now = now_us()
-        # Per group: each row's values (an empty dict when there is no live row)
-        # and, where the whole row has one status, that status.
-        per_group: dict[tuple[str, int], tuple[list[dict[str, Any]], list[str | None] | None]] = {}
-        for cg in groups:
-            recs = records[(cg.name, cg.version)]
-            ttl = cg.ttl_us
-            live: list[dict[str, Any]] = []
-            dead: list[str | None] | None = None
-            for i, rec in enumerate(recs):
-                if type(rec) is Record and not (ttl and now - rec.event_time > ttl):
-                    live.append(rec.values)
-                    continue
-                live.append(_EMPTY)
-                if dead is None:
-                    dead = [None] * n
-                if type(rec) is Record:
-                    dead[i] = "EXPIRED"
-                elif rec is UNAVAILABLE:
-                    dead[i] = "UNAVAILABLE"
-            per_group[(cg.name, cg.version)] = (live, dead)
-        value_cols: list[list[Any]] = []
-        status_cols: list[list[str]] = []
-        for cg, slot in slots:
-            live, dead = per_group[(cg.name, cg.version)]
-            name = slot.name
-            col = [d.get(name) for d in live]
-            if dead is None and None not in col:
-                status_cols.append(_PRESENT * n)
-            else:
-                statuses: list[str] = []
-                default = slot.default
-                for i, v in enumerate(col):
-                    if v is not None:
-                        statuses.append("PRESENT")
-                        continue
-                    why = dead[i] if dead is not None else None
-                    if why is not None:
-                        statuses.append(why)
-                    elif default is not None:
-                        col[i] = default
-                        statuses.append("DEFAULTED")
-                    else:
-                        statuses.append("NOT_FOUND")
-                status_cols.append(statuses)
-            value_cols.append(col)
-        value_rows = list(map(list, zip(*value_cols, strict=True)))
-        status_rows = list(map(list, zip(*status_cols, strict=True)))
+        if len(groups) == 1:
+            cg = groups[0]
+            value_rows, status_rows = _rows_one_group(
+                cg, [slot for _, slot in slots], records[(cg.name, cg.version)], now
+            )
+        else:
+            value_rows, status_rows = _rows_by_column(slots, groups, records, n, now)
         ents = req.entities
         if len(ents) == 1:
             ((et, ids),) = ents.items()
@@ -348,7 +310,120 @@ class Fetcher:
 
 
 _EMPTY: dict[str, Any] = {}
-_PRESENT = ["PRESENT"]
+_PRESENT: list[Status] = ["PRESENT"]
+
+
+def _rows_by_column(
+    slots: list[tuple[CompiledGroup, FeatureSlot]],
+    groups: list[CompiledGroup],
+    records: dict[tuple[str, int], list[StoreResult]],
+    n: int,
+    now: int,
+) -> tuple[list[list[Any]], list[list[Status]]]:
+    """Values and statuses per row, built column by column (features of several groups)."""
+    # Per group: each row's values (an empty dict when there is no live row)
+    # and, where the whole row has one status, that status.
+    per_group: dict[tuple[str, int], tuple[list[dict[str, Any]], list[Status | None] | None]] = {}
+    for cg in groups:
+        recs = records[(cg.name, cg.version)]
+        ttl = cg.ttl_us
+        live: list[dict[str, Any]] = []
+        dead: list[Status | None] | None = None
+        for i, rec in enumerate(recs):
+            if type(rec) is Record and not (ttl and now - rec.event_time > ttl):
+                live.append(rec.values)
+                continue
+            live.append(_EMPTY)
+            if dead is None:
+                dead = [None] * n
+            if type(rec) is Record:
+                dead[i] = "EXPIRED"
+            elif rec is UNAVAILABLE:
+                dead[i] = "UNAVAILABLE"
+        per_group[(cg.name, cg.version)] = (live, dead)
+    value_cols: list[list[Any]] = []
+    status_cols: list[list[Status]] = []
+    for cg, slot in slots:
+        live, dead = per_group[(cg.name, cg.version)]
+        name = slot.name
+        col = [d.get(name) for d in live]
+        if dead is None and None not in col:
+            status_cols.append(_PRESENT * n)
+        else:
+            statuses: list[Status] = []
+            default = slot.default
+            for i, v in enumerate(col):
+                if v is not None:
+                    statuses.append("PRESENT")
+                    continue
+                why = dead[i] if dead is not None else None
+                if why is not None:
+                    statuses.append(why)
+                elif default is not None:
+                    col[i] = default
+                    statuses.append("DEFAULTED")
+                else:
+                    statuses.append("NOT_FOUND")
+            status_cols.append(statuses)
+        value_cols.append(col)
+    value_rows = list(map(list, zip(*value_cols, strict=True)))
+    status_rows = list(map(list, zip(*status_cols, strict=True)))
+    return value_rows, status_rows
+
+
+def _rows_one_group(
+    cg: CompiledGroup, feats: list[FeatureSlot], recs: list[StoreResult], now: int
+) -> tuple[list[list[Any]], list[list[Status]]]:
+    """Values and statuses per row when every feature is of ``cg``: a live row holding
+    every requested value is one ``itemgetter`` call; any other row is built value by
+    value with the same rules as :func:`_rows_by_column`."""
+    m = len(feats)
+    get = itemgetter(*[f.name for f in feats])
+    one = m == 1  # itemgetter of one name returns the value, not a tuple
+    present = _PRESENT * m
+    ttl = cg.ttl_us
+    value_rows: list[list[Any]] = []
+    status_rows: list[list[Status]] = []
+    for rec in recs:
+        why: Status | None = None
+        if type(rec) is Record:
+            if not (ttl and now - rec.event_time > ttl):
+                d = rec.values
+                try:
+                    row = [get(d)] if one else list(get(d))
+                except KeyError:
+                    pass
+                else:
+                    # all(): truthiness is a C slot, several times cheaper than the
+                    # comparisons of `in`; only rows holding a zero or an empty value pay both.
+                    if all(row) or None not in row:
+                        value_rows.append(row)
+                        status_rows.append(present.copy())
+                        continue
+            else:
+                d = _EMPTY
+                why = "EXPIRED"
+        else:
+            d = _EMPTY
+            if rec is UNAVAILABLE:
+                why = "UNAVAILABLE"
+        values: list[Any] = []
+        statuses: list[Status] = []
+        for f in feats:
+            v = d.get(f.name)
+            if v is not None:
+                statuses.append("PRESENT")
+            elif why is not None:
+                statuses.append(why)
+            elif f.default is not None:
+                v = f.default
+                statuses.append("DEFAULTED")
+            else:
+                statuses.append("NOT_FOUND")
+            values.append(v)
+        value_rows.append(values)
+        status_rows.append(statuses)
+    return value_rows, status_rows
 
 
 def _metadata(
@@ -364,6 +439,9 @@ def _metadata(
     """
     order: dict[tuple[str, int], int] = {}
     slot_group = [order.setdefault((cg.name, cg.version), len(order)) for cg, _ in slots]
+    if len(order) == 1:
+        (key,) = order
+        return _metadata_one_group(records[key], len(slots))
     per_group: list[list[list[Any]]] = []
     fmt = _format_time
     for key in order:
@@ -386,20 +464,60 @@ def _metadata(
                 lane.append(None)
                 who.append(None)
         per_group.append([ev, wr, rev, lane, who])
-    m = len(slots)
-    if len(per_group) == 1:
-        # One group: each row repeats its values across the features. Rows with equal
-        # values (a batch load shares times, lane and writer) share one list object.
-        out1: list[list[list[Any]]] = []
-        for col in per_group[0]:
-            rep: dict[Any, list[Any]] = {}
-            out1.append([rep.get(v) or rep.setdefault(v, [v] * m) for v in col])
-        return out1
     out: list[list[list[Any]]] = []
     for field in range(5):
         cols = [g[field] for g in per_group]
         out.append([[cols[g][i] for g in slot_group] for i in range(n)])
     return out
+
+
+def _metadata_one_group(recs: list[StoreResult], m: int) -> list[list[list[Any]]]:
+    """:func:`_metadata` when every feature is of one group: each row repeats its values
+    across the ``m`` features, and rows with equal values (a batch load shares times,
+    lane and writer) share one list object, looked up by the stored value itself."""
+    ev: list[list[Any]] = []
+    wr: list[list[Any]] = []
+    rev: list[list[Any]] = []
+    lane: list[list[Any]] = []
+    who: list[list[Any]] = []
+    ev_rep: dict[int, list[Any]] = {}
+    wr_rep: dict[int, list[Any]] = {}
+    rev_rep: dict[int, list[Any]] = {}
+    lane_rep: dict[str, list[Any]] = {}
+    who_rep: dict[str, list[Any]] = {}
+    nones: list[list[Any]] | None = None
+    fmt = _format_time
+    for rec in recs:
+        if type(rec) is not Record:
+            if nones is None:
+                nones = [[None] * m for _ in range(5)]
+            ev.append(nones[0])
+            wr.append(nones[1])
+            rev.append(nones[2])
+            lane.append(nones[3])
+            who.append(nones[4])
+            continue
+        x = ev_rep.get(rec.event_time)
+        if x is None:
+            x = ev_rep[rec.event_time] = [fmt(rec.event_time)] * m
+        ev.append(x)
+        x = wr_rep.get(rec.written_at)
+        if x is None:
+            x = wr_rep[rec.written_at] = [fmt(rec.written_at)] * m
+        wr.append(x)
+        x = rev_rep.get(rec.revision)
+        if x is None:
+            x = rev_rep[rec.revision] = [rec.revision] * m
+        rev.append(x)
+        x = lane_rep.get(rec.lane)
+        if x is None:
+            x = lane_rep[rec.lane] = [rec.lane] * m
+        lane.append(x)
+        x = who_rep.get(rec.writer)
+        if x is None:
+            x = who_rep[rec.writer] = [rec.writer] * m
+        who.append(x)
+    return [ev, wr, rev, lane, who]
 
 
 _TIMES: dict[int, datetime] = {}
