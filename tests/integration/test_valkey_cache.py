@@ -317,7 +317,14 @@ async def test_calls_per_batchget_on_dynamodb_and_valkey(
         overrides={
             "server": {"data_dir": str(tmp_path)},
             "dynamodb": {"table": table, "endpoint": dynalite.endpoint},
-            "cache": {"type": "valkey", "valkey_url": valkey.url, "key_prefix": table},
+            # Counts, not timeouts, are under test: a busy machine must not time out a
+            # settle or a fill and turn a hit into a miss.
+            "cache": {
+                "type": "valkey",
+                "valkey_url": valkey.url,
+                "key_prefix": table,
+                "socket_timeout": 5.0,
+            },
         },
     )
     svc = await Service.open(config)
@@ -331,6 +338,9 @@ async def test_calls_per_batchget_on_dynamodb_and_valkey(
 
         async def counting(**kw: Any) -> Any:
             counted["n"] += 1
+            # A flight lasting this long is still in the air when every concurrent
+            # request below has done its MGET, however busy the machine.
+            await asyncio.sleep(0.3)
             return await real(**kw)
 
         client.batch_get_item = counting
