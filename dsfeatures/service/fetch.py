@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from operator import itemgetter
@@ -183,16 +184,16 @@ class Fetcher:
         breaker = self._breakers[label]
         if not breaker.allow():  # failing lately: answer at once rather than wait
             return [UNAVAILABLE] * len(keys)
-        t = asyncio.get_running_loop().time()
+        t = time.monotonic()
         try:
             async with asyncio.timeout(self._timeout):
                 got = await store.get_many(keys, consistent=True)
         except Exception as e:  # a failing store makes its values UNAVAILABLE, not the request
             log.warning("%s store read failed: %r", label, e)
-            breaker.failure()
+            breaker.failure(t)
             return [UNAVAILABLE] * len(keys)
         finally:
-            STORE_LATENCY.labels(label, "get").observe(asyncio.get_running_loop().time() - t)
+            STORE_LATENCY.labels(label, "get").observe(time.monotonic() - t)
         breaker.success()
         return got
 

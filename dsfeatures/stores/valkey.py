@@ -160,6 +160,7 @@ class ValkeyCache:
         self._settle_sha = ""
         self._down_until = 0.0
         self._failures = 0  # consecutive failures; three open the breaker
+        self._last_failure = 0.0  # when the last counted failure happened
         self._up = _CACHE_UP.labels("valkey")
         self._heads: dict[tuple[str, int, str], str] = {}
         self._decoded: dict[bytes, Record] = {}
@@ -210,14 +211,25 @@ class ValkeyCache:
         if self._down_until and time.monotonic() < self._down_until:
             raise BackendUnavailable("ValKey cache is bypassed after a failure")
 
-    def _trip(self, op: str) -> None:
+    def _trip(self, op: str, started: float | None = None) -> None:
+        """Count a failed command (``started``: when it was sent, ``time.monotonic()``).
+
+        A command sent before the last counted failure is part of that episode and does
+        not count again: one stall that times out every concurrent command at once is
+        one failure, while a ValKey that is down fails the commands sent after each
+        failure too and opens the breaker after three.
+        """
         CACHE_ERRORS.labels(op).inc()
+        now = time.monotonic()
+        if started is not None and started < self._last_failure:
+            return
+        self._last_failure = now
         self._failures += 1
         if self._failures < 3 and not self._down_until:
             return  # one slow or failed command is not an outage: only that call fails
         if not self._down_until or time.monotonic() >= self._down_until:
             log.warning("ValKey cache %s failed; bypassing it for %.1fs", op, self._retry_after)
-        self._down_until = time.monotonic() + self._retry_after
+        self._down_until = now + self._retry_after
         self._up.set(0)
 
     def _ok(self) -> None:
@@ -237,7 +249,8 @@ class ValkeyCache:
     async def lookup(self, keys: Sequence[RowKey]) -> tuple[list[CacheLookup], int]:
         """One MGET (per node in cluster mode) for every key of the request."""
         self._check()
-        ticket = int(time.monotonic() * 1000)
+        started = time.monotonic()
+        ticket = int(started * 1000)
         ks = self._keys(keys)
         self.calls += 1
         try:
@@ -246,7 +259,7 @@ class ValkeyCache:
             else:
                 raw = await self._mget(ks)
         except (RedisError, OSError) as e:
-            self._trip("lookup")
+            self._trip("lookup", started)
             raise BackendUnavailable(f"ValKey lookup failed: {e}") from e
         if self._down_until or self._failures:
             self._ok()
@@ -333,16 +346,18 @@ class ValkeyCache:
             val = b"A" if rec is None else _row_value(rec)
             pipe.set(cache_key(key, self._prefix), val, px=self._ttl_ms, nx=True)
         self.calls += 1
+        started = time.monotonic()
         try:
             await pipe.execute()
         except (RedisError, OSError) as e:
-            self._trip("fill")
+            self._trip("fill", started)
             raise BackendUnavailable(f"ValKey fill failed: {e}") from e
 
     async def mark(self, keys: Sequence[RowKey]) -> None:
         """MARK every key before the durable write (raises if ValKey cannot be marked)."""
         self._check()
         ks = [cache_key(k, self._prefix) for k in keys]
+        started = time.monotonic()
         try:
             await self._run_scripts(
                 "mark",
@@ -351,7 +366,7 @@ class ValkeyCache:
                 else [(self._mark_sha, _MARK, ks, [self._marker_ms])],
             )
         except (RedisError, OSError) as e:
-            self._trip("mark")
+            self._trip("mark", started)
             raise BackendUnavailable(f"ValKey mark failed: {e}") from e
         self._ok()
 
@@ -367,10 +382,11 @@ class ValkeyCache:
                 args = ["U", b"", 0]
             args += [self._ttl_ms, self._settled_ms]
             calls.append((self._settle_sha, _SETTLE, [cache_key(key, self._prefix)], args))
+        started = time.monotonic()
         try:
             await self._run_scripts("settle", calls)
         except (RedisError, OSError) as e:
-            self._trip("settle")
+            self._trip("settle", started)
             raise BackendUnavailable(f"ValKey settle failed: {e}") from e
 
     async def _run_scripts(

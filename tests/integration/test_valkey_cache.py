@@ -573,6 +573,33 @@ async def test_timed_out_reply_is_not_read_by_the_next_lookup(valkey: Any) -> No
             await c.close()
 
 
+async def test_one_stall_of_concurrent_lookups_counts_once(valkey: Any) -> None:
+    """Eight lookups time out together: one failure, the breaker stays closed; ValKey
+    still silent for the lookups sent after it: three in a row open the breaker."""
+    async with FaultProxy("127.0.0.1", valkey.port) as proxy:
+        c = ValkeyCache(f"redis://127.0.0.1:{proxy.port}/0", socket_timeout=0.1)
+        await c.open()
+        try:
+            await c._client.flushall()
+            keys = await _filled(c, 4)
+            await c.lookup(keys)
+            proxy.drop()
+            errors = _errors("lookup")
+            got = await asyncio.gather(*[c.lookup(keys) for _ in range(8)], return_exceptions=True)
+            assert all(isinstance(g, BackendUnavailable) for g in got), got
+            assert _errors("lookup") == errors + 8  # every failed command is counted
+            assert c._failures == 1
+            assert not c._down_until
+            for _ in range(2):
+                with pytest.raises(BackendUnavailable, match="lookup failed"):
+                    await c.lookup(keys)
+            assert c._failures == 3
+            with pytest.raises(BackendUnavailable, match="bypassed"):
+                await c.lookup(keys)
+        finally:
+            await c.close()
+
+
 async def test_cancelled_lookup_drops_its_connection(valkey: Any) -> None:
     async with FaultProxy("127.0.0.1", valkey.port) as proxy:
         c = ValkeyCache(f"redis://127.0.0.1:{proxy.port}/0", socket_timeout=1.0)
