@@ -4,6 +4,7 @@ protocol, round-trip counts, and read-after-write consistency under faults."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -458,6 +459,23 @@ async def _filled(c: ValkeyCache, n: int) -> list[RowKey]:
     return keys
 
 
+@contextlib.asynccontextmanager
+async def _behind_proxy(
+    valkey: Any, n: int, socket_timeout: float
+) -> AsyncIterator[tuple[FaultProxy, ValkeyCache, list[RowKey]]]:
+    """A cache talking to ValKey through a fault proxy, ``n`` rows filled and looked up once."""
+    async with FaultProxy("127.0.0.1", valkey.port) as proxy:
+        c = ValkeyCache(f"redis://127.0.0.1:{proxy.port}/0", socket_timeout=socket_timeout)
+        await c.open()
+        try:
+            await c._client.flushall()
+            keys = await _filled(c, n)
+            await c.lookup(keys)
+            yield proxy, c, keys
+        finally:
+            await c.close()
+
+
 async def test_lookups_reuse_held_connections(valkey: Any) -> None:
     c = ValkeyCache(valkey.url)
     await c.open()
@@ -554,73 +572,49 @@ async def test_connection_lost_mid_reply_is_never_reused(valkey: Any) -> None:
 
 async def test_timed_out_reply_is_not_read_by_the_next_lookup(valkey: Any) -> None:
     """After a timeout, the late reply must not answer the next lookup's keys."""
-    async with FaultProxy("127.0.0.1", valkey.port) as proxy:
-        c = ValkeyCache(f"redis://127.0.0.1:{proxy.port}/0", socket_timeout=0.1)
-        await c.open()
-        try:
-            await c._client.flushall()
-            keys = await _filled(c, 2)
-            await c.lookup(keys)
-            proxy.delay(0.3)
-            with pytest.raises(BackendUnavailable):
-                await c.lookup(keys[:1])
-            assert c._held == []
-            proxy.pass_through()
-            await asyncio.sleep(0.4)  # the late reply has arrived
-            looked, _ = await c.lookup(keys[1:])
-            assert looked == [rec(2, 1)]
-        finally:
-            await c.close()
+    async with _behind_proxy(valkey, 2, socket_timeout=0.1) as (proxy, c, keys):
+        proxy.delay(0.3)
+        with pytest.raises(BackendUnavailable):
+            await c.lookup(keys[:1])
+        assert c._held == []
+        proxy.pass_through()
+        await asyncio.sleep(0.4)  # the late reply has arrived
+        looked, _ = await c.lookup(keys[1:])
+        assert looked == [rec(2, 1)]
 
 
 async def test_one_stall_of_concurrent_lookups_counts_once(valkey: Any) -> None:
     """Eight lookups time out together: one failure, the breaker stays closed; ValKey
     still silent for the lookups sent after it: three in a row open the breaker."""
-    async with FaultProxy("127.0.0.1", valkey.port) as proxy:
-        c = ValkeyCache(f"redis://127.0.0.1:{proxy.port}/0", socket_timeout=0.1)
-        await c.open()
-        try:
-            await c._client.flushall()
-            keys = await _filled(c, 4)
-            await c.lookup(keys)
-            proxy.drop()
-            errors = _errors("lookup")
-            got = await asyncio.gather(*[c.lookup(keys) for _ in range(8)], return_exceptions=True)
-            assert all(isinstance(g, BackendUnavailable) for g in got), got
-            assert _errors("lookup") == errors + 8  # every failed command is counted
-            assert c._failures == 1
-            assert not c._down_until
-            for _ in range(2):
-                with pytest.raises(BackendUnavailable, match="lookup failed"):
-                    await c.lookup(keys)
-            assert c._failures == 3
-            with pytest.raises(BackendUnavailable, match="bypassed"):
+    async with _behind_proxy(valkey, 4, socket_timeout=0.1) as (proxy, c, keys):
+        proxy.drop()
+        errors = _errors("lookup")
+        got = await asyncio.gather(*[c.lookup(keys) for _ in range(8)], return_exceptions=True)
+        assert all(isinstance(g, BackendUnavailable) for g in got), got
+        assert _errors("lookup") == errors + 8  # every failed command is counted
+        assert c._failures == 1
+        assert not c._down_until
+        for _ in range(2):
+            with pytest.raises(BackendUnavailable, match="lookup failed"):
                 await c.lookup(keys)
-        finally:
-            await c.close()
+        assert c._failures == 3
+        with pytest.raises(BackendUnavailable, match="bypassed"):
+            await c.lookup(keys)
 
 
 async def test_cancelled_lookup_drops_its_connection(valkey: Any) -> None:
-    async with FaultProxy("127.0.0.1", valkey.port) as proxy:
-        c = ValkeyCache(f"redis://127.0.0.1:{proxy.port}/0", socket_timeout=1.0)
-        await c.open()
-        try:
-            await c._client.flushall()
-            keys = await _filled(c, 2)
-            await c.lookup(keys)
-            proxy.delay(0.3)
-            task = asyncio.create_task(c.lookup(keys[:1]))
-            await asyncio.sleep(0.05)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            assert c._held == []
-            proxy.pass_through()
-            await asyncio.sleep(0.4)
-            looked, _ = await c.lookup(keys[1:])
-            assert looked == [rec(2, 1)]
-        finally:
-            await c.close()
+    async with _behind_proxy(valkey, 2, socket_timeout=1.0) as (proxy, c, keys):
+        proxy.delay(0.3)
+        task = asyncio.create_task(c.lookup(keys[:1]))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert c._held == []
+        proxy.pass_through()
+        await asyncio.sleep(0.4)
+        looked, _ = await c.lookup(keys[1:])
+        assert looked == [rec(2, 1)]
 
 
 async def test_cluster_lookup_spans_nodes(valkey_cluster: Any) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 from multiprocessing.connection import Connection
-from types import TracebackType
 from typing import Any
 
 __all__ = ["ProxyProcess"]
@@ -103,17 +102,6 @@ class ProxyProcess:
             if proc.is_alive():
                 proc.kill()
                 proc.join(5)
-
-    def __enter__(self) -> ProxyProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         conn = self._conn
