@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -96,19 +97,41 @@ class SqliteDatabase:
         if conn is None:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-            conn.execute("PRAGMA journal_mode = WAL")
+            self._while_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"))
             conn.execute("PRAGMA synchronous = NORMAL")
             self._local.conn = conn
             with self._conns_lock:
                 self._conns.append(conn)
         return conn
 
+    def _while_locked(self, step: Callable[[], object]) -> None:
+        """Run a set-up step, again while another process holds the lock it needs.
+
+        Several processes opening a new file at once (the workers of one daemon) race
+        to switch it to WAL and to create the schema; SQLite answers some of those
+        races "database is locked" at once, without waiting out ``busy_timeout``
+        (two lock upgrades would deadlock). Retried for up to ``busy_timeout_ms``.
+        """
+        deadline = time.monotonic() + self._busy_ms / 1000
+        pause = 0.005
+        while True:
+            try:
+                step()
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) and "busy" not in str(e):
+                    raise
+                if time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+
     async def open(self) -> None:
-        """Create the file and the schema."""
+        """Create the file and the schema (safe when several processes open it at once)."""
         await asyncio.get_running_loop().run_in_executor(
             self._writer, lambda: self.path.parent.mkdir(parents=True, exist_ok=True)
         )
-        await self.write(lambda c: c.executescript(_SCHEMA))
+        await self.write(lambda c: self._while_locked(lambda: c.executescript(_SCHEMA)))
 
     async def close(self) -> None:
         """Close every connection and stop the threads."""
