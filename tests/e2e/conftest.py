@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from dsf_e2e import Daemon
+from dsf_e2e import Daemon, running_daemon
 from dsf_e2e import names as names
 from dsf_e2e import spawn_daemon as spawn_daemon
 
@@ -22,21 +22,14 @@ from dsfeatures.client import Client
 @pytest.fixture(scope="session")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     """The session's daemon (one worker, embedded stores in a fresh folder)."""
-    root = tmp_path_factory.mktemp("dsf-session")
-    d = Daemon(root / "data", root / "daemon.log")
-    try:
-        d.start()
+    with running_daemon(tmp_path_factory.mktemp("dsf-session")) as d:
         yield d
-    finally:
-        d.stop()
 
 
 @pytest.fixture
 def base_url(daemon: Daemon) -> str:
     """The session daemon's URL; fails fast if the process died."""
-    assert daemon.proc is not None
-    assert daemon.proc.poll() is None, f"the session daemon exited; output:\n{daemon.output()}"
-    return daemon.url
+    return daemon.live_url()
 
 
 @pytest.fixture

@@ -191,6 +191,40 @@ class Daemon:
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=STOP_TIMEOUT)
 
+    def live_url(self) -> str:
+        """The URL, after checking that the process still runs (fails fast if it died)."""
+        assert self.proc is not None, "not started"
+        assert self.proc.poll() is None, f"the daemon exited; output:\n{self.output()}"
+        return self.url
+
+
+@contextlib.contextmanager
+def running_daemon(root: Path) -> Iterator[Daemon]:
+    """A one-worker daemon on embedded stores under ``root``, stopped on exit whatever happens."""
+    d = Daemon(root / "data", root / "daemon.log")
+    try:
+        d.start()
+        yield d
+    finally:
+        d.stop()
+
+
+def children(pid: int) -> list[int]:
+    """The live (not zombie) child processes of ``pid`` (Linux /proc)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(entry))
+    return out
+
 
 #: The ``spawn_daemon`` fixture: ``spawn(data_dir=None, *, workers=None, config=None)``.
 SpawnDaemon = Callable[..., Daemon]

@@ -14,7 +14,16 @@ from typing import Any
 
 import httpx
 import pytest
-from dsf_e2e import TLS, Daemon, Names, SpawnDaemon, ago, embedding_group, scalar_group
+from dsf_e2e import (
+    TLS,
+    Daemon,
+    Names,
+    SpawnDaemon,
+    ago,
+    children,
+    embedding_group,
+    scalar_group,
+)
 
 from dsfeatures.client import AsyncClient, Client, UnknownFeature
 
@@ -102,22 +111,6 @@ def test_restart_keeps_data(spawn_daemon: SpawnDaemon, tmp_path: Path, names: Na
 # --- several workers ------------------------------------------------------------------------
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid:
-            out.append(int(entry))
-    return out
-
-
 def _socket_inode(server_port: int, client_port: int) -> str | None:
     """The inode of the server side of the loopback connection from ``client_port``."""
     with open("/proc/net/tcp") as f:
@@ -154,7 +147,7 @@ class FreshConnections:
 
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
-        self.workers = _children(daemon.pid) if os.path.isdir("/proc") else []
+        self.workers = children(daemon.pid) if os.path.isdir("/proc") else []
         self.seen: dict[int, int] = {}
 
     def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
@@ -366,7 +359,7 @@ def test_two_workers_metrics_are_merged_and_shutdown_is_clean(
     )
     assert float(line.rsplit(" ", 1)[1]) == 30.0  # both workers' requests, merged
     # SIGTERM to the supervisor stops every worker and exits 0.
-    workers = list(fresh.seen) or _children(daemon.pid)
+    workers = list(fresh.seen) or children(daemon.pid)
     assert daemon.proc is not None
     proc = daemon.proc
     os.kill(daemon.pid, signal.SIGTERM)

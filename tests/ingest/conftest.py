@@ -16,26 +16,19 @@ import pytest
 from ingest_e2e import IngestProcess, SpawnIngest
 
 from dsfeatures.client import Client
-from tests.e2e.dsf_e2e import Daemon
+from tests.e2e.dsf_e2e import Daemon, running_daemon
 
 
 @pytest.fixture(scope="session")
 def ingest_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     """The daemon the ingest service writes to (embedded stores in a fresh folder)."""
-    root = tmp_path_factory.mktemp("ingest-daemon")
-    d = Daemon(root / "data", root / "daemon.log")
-    try:
-        d.start()
+    with running_daemon(tmp_path_factory.mktemp("ingest-daemon")) as d:
         yield d
-    finally:
-        d.stop()
 
 
 @pytest.fixture
 def daemon_url(ingest_daemon: Daemon) -> str:
-    assert ingest_daemon.proc is not None
-    assert ingest_daemon.proc.poll() is None, f"the daemon exited:\n{ingest_daemon.output()}"
-    return ingest_daemon.url
+    return ingest_daemon.live_url()
 
 
 @pytest.fixture

@@ -24,7 +24,15 @@ import httpx
 import pytest
 from dsf_workload import Fault, LoadReport, LoadSpec, report_figure, run_load
 
-from tests.e2e.dsf_e2e import DSF_BIN, TLS, Daemon, Names, SpawnDaemon, scalar_group
+from tests.e2e.dsf_e2e import (
+    DSF_BIN,
+    TLS,
+    Daemon,
+    Names,
+    SpawnDaemon,
+    children,
+    scalar_group,
+)
 from tests.servers.aws import DynaliteServer
 from tests.servers.faultproxy import BackgroundFaultProxy
 
@@ -33,28 +41,12 @@ pytestmark = pytest.mark.e2e
 FEATURES = [{"name": "rev", "type": "int64"}, {"name": "tag", "type": "string"}]
 
 
-def _children(pid: int) -> set[int]:
-    out = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid and fields[0] != "Z":
-            out.add(int(entry))
-    return out
-
-
 def _workers(daemon: Daemon, n: int = 2, timeout: float = 10.0) -> set[int]:
     """The supervisor's worker processes, once there are ``n`` of them."""
     deadline = time.monotonic() + timeout
     while True:
         # multiprocessing's resource tracker is a child too; workers are dsf-worker-N
-        found = {p for p in _children(daemon.pid) if _is_worker(p)}
+        found = {p for p in children(daemon.pid) if _is_worker(p)}
         if len(found) == n or time.monotonic() > deadline:
             return found
         time.sleep(0.05)
@@ -208,7 +200,7 @@ def _respawned(daemon: Daemon, survivors: set[int], victim: int) -> set[int]:
     deadline = time.monotonic() + 15
     now: set[int] = set()
     while time.monotonic() < deadline:
-        now = {p for p in _children(daemon.pid) if _is_worker(p)}
+        now = {p for p in children(daemon.pid) if _is_worker(p)}
         new = now - survivors
         if victim not in now and survivors <= now and len(new) == 1:
             (pid,) = new

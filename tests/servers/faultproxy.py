@@ -35,9 +35,9 @@ import struct
 import threading
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
-__all__ = ["BackgroundFaultProxy", "FaultProxy", "Mode", "ProxyStats"]
+__all__ = ["BackgroundFaultProxy", "BackgroundLoop", "FaultProxy", "Mode", "ProxyStats"]
 
 _CHUNK = 65536
 _CONNECT_TIMEOUT = 10.0
@@ -338,23 +338,22 @@ class FaultProxy:
             conn.abort(rst=False)
 
 
-class BackgroundFaultProxy:
-    """A ``FaultProxy`` running on an event loop of its own in a daemon thread.
-
-    For synchronous code: ``start()`` / ``stop()`` (or ``with``), and the same mode
-    methods, ``port`` and ``stats`` as ``FaultProxy``.
+class BackgroundLoop:
+    """Runs an asyncio proxy (``start()``/``stop()`` coroutines, a ``port``) on an event
+    loop of its own in a daemon thread, for synchronous code: ``start()`` / ``stop()``
+    (or ``with``). Subclasses add the proxy's own controls.
     """
 
-    def __init__(
-        self, target_host: str, target_port: int, *, host: str = "127.0.0.1", port: int = 0
-    ) -> None:
-        self.proxy = FaultProxy(target_host, target_port, host=host, port=port)
+    thread_name = "background-proxy"
+
+    def __init__(self, proxy: Any) -> None:
+        self.proxy = proxy
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
-    def start(self) -> BackgroundFaultProxy:
+    def start(self) -> Self:
         loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name="fault-proxy", daemon=True)
+        thread = threading.Thread(target=loop.run_forever, name=self.thread_name, daemon=True)
         thread.start()
         self._loop, self._thread = loop, thread
         try:
@@ -376,7 +375,7 @@ class BackgroundFaultProxy:
             loop.close()
             self._loop = self._thread = None
 
-    def __enter__(self) -> BackgroundFaultProxy:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(
@@ -389,7 +388,24 @@ class BackgroundFaultProxy:
 
     @property
     def port(self) -> int:
-        return self.proxy.port
+        port: int = self.proxy.port
+        return port
+
+
+class BackgroundFaultProxy(BackgroundLoop):
+    """A ``FaultProxy`` running on an event loop of its own in a daemon thread.
+
+    For synchronous code: ``start()`` / ``stop()`` (or ``with``), and the same mode
+    methods, ``port`` and ``stats`` as ``FaultProxy``.
+    """
+
+    thread_name = "fault-proxy"
+
+    def __init__(
+        self, target_host: str, target_port: int, *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        super().__init__(FaultProxy(target_host, target_port, host=host, port=port))
+        self.proxy: FaultProxy
 
     @property
     def stats(self) -> ProxyStats:

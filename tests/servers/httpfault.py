@@ -26,8 +26,9 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
+
+from tests.servers.faultproxy import BackgroundLoop
 
 __all__ = [
     "DYNAMODB_THROTTLING",
@@ -276,13 +277,15 @@ class HttpFaultProxy:
             self._tasks.discard(task)
 
 
-class BackgroundHttpFaultProxy:
+class BackgroundHttpFaultProxy(BackgroundLoop):
     """An ``HttpFaultProxy`` on an event loop of its own in a daemon thread.
 
     For synchronous code, or to keep the proxy running while the caller's loop is
     busy: ``start()`` / ``stop()`` (or ``with``), ``inject()``, ``pass_through()``,
     ``port`` and ``stats``.
     """
+
+    thread_name = "http-fault-proxy"
 
     def __init__(
         self,
@@ -293,48 +296,8 @@ class BackgroundHttpFaultProxy:
         port: int = 0,
         seed: int = 0,
     ) -> None:
-        self.proxy = HttpFaultProxy(target_host, target_port, host=host, port=port, seed=seed)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> BackgroundHttpFaultProxy:
-        loop = asyncio.new_event_loop()
-        thread = threading.Thread(target=loop.run_forever, name="http-fault-proxy", daemon=True)
-        thread.start()
-        self._loop, self._thread = loop, thread
-        try:
-            asyncio.run_coroutine_threadsafe(self.proxy.start(), loop).result(10)
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def stop(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        try:
-            asyncio.run_coroutine_threadsafe(self.proxy.stop(), loop).result(15)
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(10)
-            loop.close()
-            self._loop = self._thread = None
-
-    def __enter__(self) -> BackgroundHttpFaultProxy:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        return self.proxy.port
+        super().__init__(HttpFaultProxy(target_host, target_port, host=host, port=port, seed=seed))
+        self.proxy: HttpFaultProxy
 
     @property
     def stats(self) -> HttpProxyStats:

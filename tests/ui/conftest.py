@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.dsf_e2e import Daemon, ago
+from tests.e2e.dsf_e2e import ago, running_daemon
 from tests.ui.dsf_ui import (
     BATCH_ROWS,
     GENERATED,
@@ -65,17 +65,12 @@ def _write_rows(http: httpx.Client, cat: Catalog) -> None:
 @pytest.fixture(scope="session")
 def catalog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Catalog]:
     """A daemon holding 2,004 groups, and rows of GROUP v2 from the batch and stream lanes."""
-    root = tmp_path_factory.mktemp("dsf-ui")
-    d = Daemon(root / "data", root / "daemon.log")
-    try:
-        d.start()
+    with running_daemon(tmp_path_factory.mktemp("dsf-ui")) as d:
         cat = Catalog(daemon=d, url=d.url, groups=0, register_seconds=0.0)
         with httpx.Client(base_url=d.url, timeout=30.0) as http:
             _register_all(http, cat)
             _write_rows(http, cat)
         yield cat
-    finally:
-        d.stop()
 
 
 @pytest.hookimpl(hookwrapper=True)
